@@ -1,0 +1,3 @@
+"""stemwatch analysis: text extraction, claim detection, storage, exports and the CLI."""
+
+__version__ = "0.1.0"

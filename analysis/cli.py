@@ -1,0 +1,23 @@
+"""The `stemwatch` command line: a thin click layer over the library.
+
+Each command parses options, calls one library function and turns the
+library's errors into click.ClickException.
+"""
+
+from __future__ import annotations
+
+import click
+
+from . import __version__
+
+
+@click.group()
+@click.version_option(__version__, prog_name="stemwatch")
+def cli():
+    """Monitor misleading stem-cell marketing.
+
+    Crawl clinic sites, flag the claims consumer warnings single out, store
+    them in SQLite and browse them in Datasette.
+
+    Example: stemwatch demo
+    """
