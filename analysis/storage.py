@@ -1,0 +1,345 @@
+"""The SQLite database: schema, migrations and batched writes.
+
+This module owns the schema. Every change to it is a new migration in
+MIGRATIONS (sqlite-utils' own migration sets), so a database made by an
+older stemwatch upgrades in place and keeps every row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import sqlite3
+import zlib
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from .models import PageAnalysis
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+MIGRATIONS = Migrations("stemwatch")
+
+
+class StoreError(Exception):
+    """A database stemwatch cannot use, said in words a user can act on."""
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def normalise_sentence(sentence: str) -> str:
+    """The form of a sentence used in a claim's identity: case, spacing and
+    punctuation do not make a new claim; a reworded sentence does."""
+    return re.sub(r"[^\w%]+", " ", sentence.lower()).strip()
+
+
+def claim_key(site: str, url: str, category: str, sentence: str) -> str:
+    raw = "\x1f".join((site, url, category, normalise_sentence(sentence)))
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:20]
+
+
+@MIGRATIONS()
+def m001_foundation(db: sqlite_utils.Database):
+    db["crawls"].create(
+        {
+            "id": int, "started_at": str, "finished_at": str, "seeds": str,
+            "status": str, "pages": int, "errors": int, "claims": int,
+            "settings": str, "stats": str, "detector_version": str,
+        },
+        pk="id",
+    )
+    db["sites"].create(
+        {
+            "domain": str, "name": str, "url": str, "country": str, "state": str,
+            "notes": str, "extra": str, "first_crawled": str, "last_crawled": str,
+        },
+        pk="domain",
+    )
+    db["pages"].create(
+        {
+            "id": int, "crawl_id": int, "site": str, "url": str, "final_url": str,
+            "status": int, "content_type": str, "fetched_at": str, "sha256": str,
+            "size": int, "title": str, "text": str, "error": str, "depth": int,
+            "referer": str, "headers": str, "page_kind": str, "lang": str,
+            "detector_version": str,
+        },
+        pk="id",
+        foreign_keys=[("crawl_id", "crawls", "id"), ("site", "sites", "domain")],
+    )
+    db["pages"].create_index(["crawl_id", "url"], unique=True)
+    db["pages"].create_index(["site"])
+    db["pages"].create_index(["url"])
+    db["claims"].create(
+        {
+            "id": int, "page_id": int, "crawl_id": int, "site": str, "url": str,
+            "category": str, "stance": str, "severity": str, "text": str,
+            "sentence": str, "start": int, "end": int, "pattern": str, "why": str,
+            "cue": str, "page_kind": str, "lang": str, "claim_key": str,
+            "detector_version": str,
+        },
+        pk="id",
+        foreign_keys=[("page_id", "pages", "id"), ("crawl_id", "crawls", "id"), ("site", "sites", "domain")],
+    )
+    for cols in (["page_id"], ["crawl_id"], ["site"], ["category", "stance"], ["claim_key"]):
+        db["claims"].create_index(cols)
+    # Raw responses, content-addressed and compressed: stored once however
+    # many crawls see the same bytes, never overwritten.
+    db["snapshots"].create(
+        {"sha256": str, "size": int, "compression": str, "body": bytes, "first_seen": str},
+        pk="sha256",
+    )
+    db["links"].create(
+        {"page_id": int, "crawl_id": int, "site": str, "source": str, "target": str,
+         "target_site": str, "outbound": int},
+        foreign_keys=[("page_id", "pages", "id")],
+    )
+    db["links"].create_index(["page_id", "target"], unique=True)
+    db["links"].create_index(["target_site"])
+    db["claims"].enable_fts(["text", "sentence"], create_triggers=True)
+    db["pages"].enable_fts(["title", "text"], create_triggers=True)
+
+
+def check_sqlite_file(path: Path) -> None:
+    """Refuse, without touching it, a file that is not an SQLite database."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb") as f:
+        header = f.read(16)
+    if header != SQLITE_HEADER:
+        raise StoreError(f"{path} is not an SQLite database (wrong file header); it was left untouched")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("PRAGMA quick_check").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"{path} is a damaged SQLite database ({e}); it was left untouched") from e
+    if row and row[0] != "ok":
+        raise StoreError(f"{path} is a damaged SQLite database ({row[0]}); it was left untouched")
+
+
+class Store:
+    """One stemwatch database. Writes are batched: one transaction a batch."""
+
+    def __init__(self, path: str | Path, *, migrate: bool = True):
+        self.path = Path(path)
+        check_sqlite_file(self.path)
+        if self.path.parent and not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA busy_timeout = 30000")
+            self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"cannot open {self.path}: {e}") from e
+        if migrate:
+            self.migrate()
+
+    # -- schema -----------------------------------------------------------
+    def pending_migrations(self) -> list[str]:
+        return [m.name for m in MIGRATIONS.pending(self.db)]
+
+    def migrate(self) -> list[str]:
+        """Bring the schema up to date; an existing database is copied aside first."""
+        known = {m.name for m in MIGRATIONS._migrations}
+        applied = {m.name for m in MIGRATIONS.applied(self.db)}
+        newer = applied - known
+        if newer:
+            raise StoreError(
+                f"{self.path} was written by a newer stemwatch (unknown migrations: "
+                f"{', '.join(sorted(newer))}); upgrade stemwatch to use it"
+            )
+        pending = self.pending_migrations()
+        if pending and applied:
+            self.backup(self.path.with_name(self.path.name + f".before-{pending[0]}.bak"))
+        MIGRATIONS.apply(self.db)
+        return pending
+
+    def backup(self, dest: str | Path) -> Path:
+        """A consistent copy made with SQLite's online backup API."""
+        dest = Path(dest)
+        tmp = dest.with_name(dest.name + ".part")
+        target = sqlite3.connect(str(tmp))
+        try:
+            self.db.conn.backup(target)
+        finally:
+            target.close()
+        shutil.move(str(tmp), str(dest))
+        return dest
+
+    def close(self):
+        self.db.conn.close()
+
+    # -- crawls and sites ------------------------------------------------
+    def start_crawl(self, seeds: list[dict], settings: dict | None = None) -> int:
+        with self.db.atomic():
+            self.upsert_sites(seeds)
+            return self.db["crawls"].insert(
+                {
+                    "started_at": utcnow(), "finished_at": None,
+                    "seeds": json.dumps([s["url"] for s in seeds]),
+                    "status": "running", "pages": 0, "errors": 0, "claims": 0,
+                    "settings": json.dumps(settings or {}, default=str),
+                    "stats": None, "detector_version": None,
+                }
+            ).last_pk
+
+    def upsert_sites(self, seeds: Iterable[dict]):
+        from .urls import site_key
+
+        now = utcnow()
+        for seed in seeds:
+            domain = seed.get("site") or site_key(seed["url"])
+            known = {k: seed.get(k) for k in ("name", "country", "state", "notes") if seed.get(k)}
+            extra = {k: v for k, v in seed.items() if k not in ("url", "site", "name", "country", "state", "notes") and v}
+            existing = self.db["sites"].get(domain) if self.db["sites"].count_where("domain = ?", [domain]) else None
+            row = {"domain": domain, "url": seed["url"], "last_crawled": now, **known}
+            if extra:
+                row["extra"] = json.dumps(extra)
+            if existing is None:
+                row["first_crawled"] = now
+            self.db["sites"].upsert(row, pk="domain", alter=True)
+
+    def finish_crawl(self, crawl_id: int, status: str, stats: dict | None = None, detector_version: str = ""):
+        counts = self.db.execute(
+            "select count(*), sum(error is not null) from pages where crawl_id = ?", [crawl_id]
+        ).fetchone()
+        claims = self.db.execute("select count(*) from claims where crawl_id = ?", [crawl_id]).fetchone()[0]
+        with self.db.atomic():
+            self.db["crawls"].update(
+                crawl_id,
+                {
+                    "finished_at": utcnow(), "status": status, "pages": counts[0],
+                    "errors": counts[1] or 0, "claims": claims,
+                    "stats": json.dumps(stats or {}, default=str),
+                    "detector_version": detector_version or None,
+                },
+            )
+
+    # -- pages, links, claims --------------------------------------------
+    def add_pages(self, pages: list[dict]) -> list[int]:
+        """Insert fetched pages in one transaction; returns their ids.
+
+        A page already stored for the same crawl (a resumed crawl refetching
+        it) keeps its row and id: nothing is duplicated.
+        """
+        ids = []
+        with self.db.atomic():
+            for page in pages:
+                links = page.pop("links", None) or []
+                body = page.pop("body", None)
+                if isinstance(page.get("headers"), dict):
+                    page["headers"] = json.dumps(page["headers"])
+                existing = self.db.execute(
+                    "select id from pages where crawl_id = ? and url = ?", [page["crawl_id"], page["url"]]
+                ).fetchone()
+                if existing:
+                    ids.append(existing[0])
+                    continue
+                if body is not None:
+                    page["sha256"] = self._add_snapshot(body)
+                    page.setdefault("size", len(body))
+                pid = self.db["pages"].insert(page, alter=True).last_pk
+                ids.append(pid)
+                if links:
+                    self._add_links(pid, page, links)
+        return ids
+
+    def _add_snapshot(self, body: bytes) -> str:
+        digest = hashlib.sha256(body).hexdigest()
+        self.db["snapshots"].insert(
+            {"sha256": digest, "size": len(body), "compression": "zlib",
+             "body": zlib.compress(body, 6), "first_seen": utcnow()},
+            ignore=True,
+        )
+        return digest
+
+    def snapshot_body(self, digest: str) -> bytes:
+        row = self.db["snapshots"].get(digest)
+        body = zlib.decompress(row["body"]) if row["compression"] == "zlib" else row["body"]
+        if hashlib.sha256(body).hexdigest() != digest:
+            raise StoreError(f"snapshot {digest} does not match its hash: the stored copy was altered")
+        return body
+
+    def _add_links(self, page_id: int, page: dict, links: list[str]):
+        from .urls import site_key
+
+        rows = []
+        for target in links:
+            if not target.startswith(("http://", "https://")):
+                continue
+            tsite = site_key(target)
+            rows.append(
+                {"page_id": page_id, "crawl_id": page["crawl_id"], "site": page["site"],
+                 "source": page["url"], "target": target, "target_site": tsite,
+                 "outbound": int(tsite != page["site"])}
+            )
+        self.db["links"].insert_all(rows, ignore=True)
+
+    def add_analyses(self, results: Iterable[tuple[int, PageAnalysis]]) -> int:
+        """Store the detector's verdict on pages, replacing any earlier one
+        for the same page, in one transaction. Returns claims written."""
+        written = 0
+        with self.db.atomic():
+            for page_id, analysis in results:
+                page = self.db["pages"].get(page_id)
+                self.db.execute("delete from claims where page_id = ?", [page_id])
+                rows = [
+                    {
+                        "page_id": page_id, "crawl_id": page["crawl_id"], "site": page["site"],
+                        "url": page["url"], **c.to_dict(), "page_kind": analysis.page_kind,
+                        "lang": analysis.lang,
+                        "claim_key": claim_key(page["site"], page["url"], c.category, c.sentence),
+                        "detector_version": analysis.detector_version,
+                    }
+                    for c in analysis.claims
+                ]
+                self.db["claims"].insert_all(rows, alter=True)
+                self.db["pages"].update(
+                    page_id,
+                    {"page_kind": analysis.page_kind, "lang": analysis.lang,
+                     "detector_version": analysis.detector_version},
+                )
+                written += len(rows)
+        return written
+
+    def pages_to_analyze(self, crawl_id: int | None = None, version: str | None = None) -> list[dict]:
+        """Pages with text that no detector (or not this version) has read."""
+        where = ["error is null", "text is not null", "text != ''"]
+        params: list = []
+        if crawl_id is not None:
+            where.append("crawl_id = ?")
+            params.append(crawl_id)
+        if version is None:
+            where.append("detector_version is null")
+        else:
+            where.append("(detector_version is null or detector_version != ?)")
+            params.append(version)
+        sql = "select id, url, title, text, lang from pages where " + " and ".join(where) + " order by id"
+        return [dict(r) for r in self.db.query(sql, params)]
+
+    # -- reading -----------------------------------------------------------
+    def crawl_summary(self, crawl_id: int) -> dict:
+        crawl = self.db["crawls"].get(crawl_id)
+        by_cat = list(self.db.query(
+            "select category, stance, count(*) n from claims where crawl_id = ? "
+            "group by category, stance order by category, stance", [crawl_id]))
+        by_site = list(self.db.query(
+            "select p.site, coalesce(s.name, p.site) name, count(distinct p.id) pages, "
+            "sum(p.error is not null) errors, "
+            "(select count(*) from claims c where c.crawl_id = p.crawl_id and c.site = p.site "
+            " and c.stance = 'promoted') promoted "
+            "from pages p left join sites s on s.domain = p.site where p.crawl_id = ? "
+            "group by p.site order by p.site", [crawl_id]))
+        return {"crawl": crawl, "claims": by_cat, "sites": by_site}
