@@ -6,6 +6,8 @@ library's errors into click.ClickException.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from . import __version__
@@ -21,3 +23,104 @@ def cli():
 
     Example: stemwatch demo
     """
+
+
+def _open_store(db_path):
+    from .storage import Store, StoreError
+
+    try:
+        return Store(db_path)
+    except StoreError as e:
+        raise click.ClickException(str(e))
+
+
+def _print_summary(summary: dict):
+    crawl = summary["crawl"]
+    click.echo(
+        f"Crawl {crawl['id']} {crawl['status']}: {crawl['pages']} pages fetched, "
+        f"{crawl['errors']} failed, {crawl['claims']} claims"
+    )
+    if summary["claims"]:
+        click.echo("Claims by category and stance:")
+        for row in summary["claims"]:
+            click.echo(f"  {row['category']:<34} {row['stance']:<11} {row['n']:>5}")
+    if summary["sites"]:
+        click.echo("Sites:")
+        for row in summary["sites"]:
+            click.echo(
+                f"  {row['name']:<40} {row['pages']:>4} pages {row['errors'] or 0:>3} failed "
+                f"{row['promoted']:>4} promoted claims"
+            )
+
+
+@cli.command()
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), help="SQLite database")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on")
+@click.option("--port", default=8001, show_default=True, type=int, help="Port to listen on")
+def serve(db_path, host, port):
+    """Browse a stemwatch database in Datasette.
+
+    Claims are faceted by category, stance and site, with the matched words
+    highlighted in their sentence.
+
+    Example: stemwatch serve --db data/clinics.db --port 8001
+    """
+    from pathlib import Path
+
+    from .serve import serve as run_serve
+
+    if not Path(db_path).exists():
+        raise click.ClickException(f"no database at {db_path}; run `stemwatch crawl ... --db {db_path}` first")
+    _open_store(db_path).close()
+    click.echo(f"Serving {db_path} at http://{host}:{port}/ (Ctrl-C to stop)")
+    run_serve(db_path, host=host, port=port)
+
+
+@cli.command()
+@click.option("--db", "db_path", default="data/demo.db", show_default=True, type=click.Path(dir_okay=False),
+              help="Where to store the demo crawl")
+@click.option("--serve/--no-serve", "do_serve", default=True, help="Serve Datasette after the crawl")
+@click.option("--port", default=8001, show_default=True, type=int, help="Datasette port")
+@click.option("--sites-port", default=8101, show_default=True, type=int,
+              help="First port of the demo sites (0: any free ports)")
+def demo(db_path, do_serve, port, sites_port):
+    """Crawl the bundled demo sites on 127.0.0.1, detect claims, then browse them.
+
+    Starts the demo clinic, news and regulator sites on loopback, runs the
+    real crawler against them, prints a summary and serves Datasette.
+
+    Example: stemwatch demo --db data/demo.db
+    """
+    from .demo import start_demo_sites
+    from .serve import serve as run_serve
+
+    store = _open_store(db_path)
+    store.close()
+    try:
+        sites = start_demo_sites(base_port=sites_port)
+    except OSError:
+        sites = start_demo_sites(base_port=0)  # the usual ports are taken
+    click.echo("Demo sites:")
+    for site in sites.sites:
+        click.echo(f"  {site.url:<28} {site.name}")
+    summary = _run_crawl(sites.seeds(), db_path, allow_hosts=("127.0.0.1",), max_pages_per_site=200)
+    _print_summary(summary)
+    if do_serve:
+        click.echo(f"Browse the claims: http://127.0.0.1:{port}/{Path(db_path).stem}/claims (Ctrl-C to stop)")
+        run_serve(db_path, port=port)
+    sites.stop()
+
+
+def _run_crawl(seeds, db_path, **options) -> dict:
+    from .crawl import run_crawl
+    from .storage import StoreError
+
+    try:
+        crawl_id = run_crawl(seeds, db_path, **options)
+    except StoreError as e:
+        raise click.ClickException(str(e))
+    store = _open_store(db_path)
+    try:
+        return store.crawl_summary(crawl_id)
+    finally:
+        store.close()

@@ -1,0 +1,120 @@
+"""Datasette on a stemwatch database, with the project's metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CLAIM_COLUMNS = {
+    "category": "Claim category id (see the taxonomy table)",
+    "stance": "promoted: the page makes the claim; negated / cautionary / reported: it denies, warns about or reports it",
+    "severity": "high, medium or low: how directly the claim can harm a patient",
+    "text": "The words that matched",
+    "sentence": "The sentence that holds the claim, matched words highlighted",
+    "start": "Character offset of the matched words in the page's extracted text",
+    "end": "Character offset where the matched words end",
+    "pattern": "Id of the detector pattern that matched",
+    "why": "The consumer warning this claim answers",
+    "cue": "The words that made the stance something other than promoted",
+    "page_kind": "clinic, news, academic, regulator, advocacy or other",
+    "claim_key": "Stable identity of the claim across crawls (site, URL, category, normalised sentence)",
+    "detector_version": "Version of the detector and pattern files that produced this row",
+}
+
+CANNED_QUERIES = {
+    "promoted_by_site": {
+        "title": "Promoted claims per site",
+        "description": "How many distinct promoted claims each site makes, by category, in its latest crawl.",
+        "sql": (
+            "select c.site, s.name, c.category, count(distinct c.claim_key) as claims\n"
+            "from claims c left join sites s on s.domain = c.site\n"
+            "where c.stance = 'promoted'\n"
+            "  and c.crawl_id = (select max(p.crawl_id) from pages p where p.site = c.site)\n"
+            "group by c.site, c.category order by c.site, claims desc"
+        ),
+    },
+    "crawl_overview": {
+        "title": "Crawls",
+        "description": "Each crawl with its pages, failures and claims.",
+        "sql": (
+            "select id, started_at, finished_at, status, pages, errors, claims, detector_version\n"
+            "from crawls order by id desc"
+        ),
+    },
+    "outbound_links": {
+        "title": "Who links to whom",
+        "description": "Off-site links found on crawled pages, counted by target site.",
+        "sql": (
+            "select site, target_site, count(*) as links from links where outbound = 1\n"
+            "group by site, target_site order by links desc"
+        ),
+    },
+}
+
+
+def metadata_for(db_path: str | Path) -> dict:
+    """Datasette metadata: titles, descriptions, default facets, canned queries."""
+    name = Path(db_path).stem
+    return {
+        "title": "stemwatch",
+        "description_html": (
+            "Claims flagged on stem-cell clinic web pages. Only <strong>promoted</strong> claims "
+            "are evidence of misleading marketing; the other stances show why a mention was not counted."
+        ),
+        "license": "Apache-2.0",
+        "source": "stemwatch",
+        "databases": {
+            name: {
+                "queries": CANNED_QUERIES,
+                "tables": {
+                    "claims": {
+                        "description": "One row per claim flagged on a page in a crawl.",
+                        "facets": ["category", "stance", "site", "severity", "page_kind"],
+                        "sort_desc": "id",
+                        "columns": CLAIM_COLUMNS,
+                    },
+                    "pages": {
+                        "description": "Every fetched page (or failed fetch) of every crawl.",
+                        "facets": ["site", "status", "page_kind", "content_type"],
+                        "columns": {
+                            "sha256": "SHA-256 of the raw response body, the key of its archived snapshot",
+                            "error": "Why the fetch failed, if it did",
+                            "text": "Visible text extracted from the page",
+                        },
+                    },
+                    "crawls": {"description": "One row per crawl run, with its statistics."},
+                    "sites": {"description": "The sites crawled, with the metadata from the seed list."},
+                    "links": {
+                        "description": "Links found on pages; outbound = 1 for off-site links.",
+                        "facets": ["outbound", "target_site"],
+                    },
+                    "snapshots": {"hidden": True},
+                },
+            }
+        },
+    }
+
+
+def make_datasette(db_path: str | Path):
+    from datasette.app import Datasette
+    from datasette.plugins import pm
+
+    from . import datasette_plugin
+
+    if not pm.is_registered(datasette_plugin):
+        pm.register(datasette_plugin, name="stemwatch")
+    return Datasette(
+        files=[str(db_path)],
+        metadata=metadata_for(db_path),
+        settings={"facet_time_limit_ms": 500, "sql_time_limit_ms": 3000},
+    )
+
+
+def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8001):
+    """Run Datasette until interrupted."""
+    import uvicorn
+
+    from .storage import Store
+
+    Store(db_path).close()  # refuses a file that is not a stemwatch database; migrates an old one
+    ds = make_datasette(db_path)
+    uvicorn.run(ds.app(), host=host, port=port, log_level="warning")
