@@ -124,3 +124,7 @@ def _run_crawl(seeds, db_path, **options) -> dict:
         return store.crawl_summary(crawl_id)
     finally:
         store.close()
+
+
+if __name__ == "__main__":  # python -m analysis.cli, used by the tests
+    cli()

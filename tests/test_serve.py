@@ -1,0 +1,93 @@
+"""`stemwatch serve`: a real Datasette process, fetched over HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+
+import pytest
+
+from analysis.datasette_plugin import highlight
+from analysis.models import Claim, PageAnalysis
+from conftest import REPO, STEMWATCH, free_port, wait_for_http
+
+
+def _seed_db(store):
+    crawl = store.start_crawl([{"url": "https://www.renewal-clinic.example.org/", "name": "Renewal Clinic"}])
+    site = "example.org"
+    [page] = store.add_pages([{
+        "crawl_id": crawl, "site": site, "url": "https://www.renewal-clinic.example.org/autism/",
+        "status": 200, "title": "Autism", "text": "Our stem cells reverse autism in weeks.",
+    }])
+    claim = Claim("disease-cure", "promoted", "reverse autism", "Our stem cells reverse autism in weeks.",
+                  15, 29, "cure-verb-condition", "high", "No trial shows stem cells cure autism.")
+    store.add_analyses([(page, PageAnalysis(page_kind="clinic", claims=[claim], detector_version="t"))])
+    store.finish_crawl(crawl, "finished")
+
+
+@pytest.fixture
+def served(fresh_db, db_path):
+    _seed_db(fresh_db)
+    fresh_db.close()
+    port = free_port()
+    proc = subprocess.Popen(
+        [*STEMWATCH, "serve", "--db", str(db_path), "--port", str(port)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/-/versions.json", proc=proc)
+        yield f"http://127.0.0.1:{port}", db_path.stem
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _get(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.status, r.read().decode("utf-8")
+
+
+def test_serve_index_and_claims_json(served):
+    base, name = served
+    status, html = _get(base + "/")
+    assert status == 200
+    assert "stemwatch" in html
+    status, body = _get(f"{base}/{name}/claims.json?_shape=array")
+    rows = json.loads(body)
+    assert [(r["category"], r["stance"], r["text"]) for r in rows] == [("disease-cure", "promoted", "reverse autism")]
+
+
+def test_serve_claims_page_has_facets_and_highlight(served):
+    base, name = served
+    status, html = _get(f"{base}/{name}/claims")
+    assert status == 200
+    for facet in ("category", "stance", "site"):
+        assert f'data-column="{facet}"' in html
+    assert "<mark>reverse autism</mark>" in html
+
+
+def test_serve_refuses_a_file_that_is_not_a_database(tmp_path):
+    from click.testing import CliRunner
+
+    from analysis.cli import cli
+
+    bogus = tmp_path / "notes.db"
+    bogus.write_text("these are my notes, not a database\n")
+    before = bogus.read_bytes()
+    result = CliRunner().invoke(cli, ["serve", "--db", str(bogus)])
+    assert result.exit_code != 0
+    assert "not an SQLite database" in result.output
+    assert bogus.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "sentence,text,expected",
+    [
+        ("We REVERSE autism.", "reverse autism", "We <mark>REVERSE autism</mark>."),
+        ("No match here", "cure", "No match here"),
+        ("<b>cure</b> all", "cure", "&lt;b&gt;<mark>cure</mark>&lt;/b&gt; all"),
+    ],
+)
+def test_highlight(sentence, text, expected):
+    assert str(highlight(sentence, text)) == expected
