@@ -20,7 +20,7 @@ def test_command_is_documented_in_readme(command):
 @pytest.mark.parametrize("command", sorted(cli.commands))
 def test_command_help_ends_with_an_example(command):
     help_text = cli.commands[command].help or ""
-    last = help_text.strip().splitlines()[-1]
+    last = help_text.strip().splitlines()[-1].strip()
     assert last.startswith("Example: stemwatch " + command), f"{command} help must end with an example"
 
 
