@@ -106,6 +106,19 @@ def m001_foundation(db: sqlite_utils.Database):
     db["pages"].enable_fts(["title", "text"], create_triggers=True)
 
 
+@MIGRATIONS()
+def m002_history(db: sqlite_utils.Database):
+    """Reviews (append-only), re-analysis runs and the lifecycle views:
+    page_history, page_observations, claim_changes, claim_status,
+    claim_verdicts. Rules in analysis/history_sql.py."""
+    from .history_sql import M002_SQL
+
+    # statement by statement: executescript would commit the migration's transaction
+    for statement in M002_SQL.split(";\n"):
+        if statement.strip():
+            db.execute(statement)
+
+
 def check_sqlite_file(path: Path) -> None:
     """Refuse, without touching it, a file that is not an SQLite database."""
     if not path.exists() or path.stat().st_size == 0:
@@ -161,9 +174,21 @@ class Store:
                 f"{', '.join(sorted(newer))}); upgrade stemwatch to use it"
             )
         pending = self.pending_migrations()
-        if pending and applied:
+        if not pending:
+            return []
+        if applied or self.db.table_names():
             self.backup(self.path.with_name(self.path.name + f".before-{pending[0]}.bak"))
-        MIGRATIONS.apply(self.db)
+        # All pending migrations in one write transaction: all or nothing, and
+        # a second process opening the same old database waits, then finds
+        # nothing left to do.
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            pending = self.pending_migrations()
+            MIGRATIONS.apply(self.db)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
         return pending
 
     def backup(self, dest: str | Path) -> Path:
@@ -294,6 +319,11 @@ class Store:
         with self.db.atomic():
             for page_id, analysis in results:
                 page = self.db["pages"].get(page_id)
+                # an unchanged claim keeps its row id, so links to it stay valid
+                old_ids = {
+                    tuple(r[1:]): r[0] for r in self.db.execute(
+                        'select id, claim_key, pattern, start, "end" from claims where page_id = ?', [page_id])
+                }
                 self.db.execute("delete from claims where page_id = ?", [page_id])
                 rows = [
                     {
@@ -305,6 +335,10 @@ class Store:
                     }
                     for c in analysis.claims
                 ]
+                for row in rows:
+                    old = old_ids.pop((row["claim_key"], row["pattern"], row["start"], row["end"]), None)
+                    if old is not None:
+                        row["id"] = old
                 self.db["claims"].insert_all(rows, alter=True)
                 self.db["pages"].update(
                     page_id,
@@ -314,7 +348,8 @@ class Store:
                 written += len(rows)
         return written
 
-    def pages_to_analyze(self, crawl_id: int | None = None, version: str | None = None) -> list[dict]:
+    def pages_to_analyze(self, crawl_id: int | None = None, version: str | None = None,
+                         columns: str = "id, url, title, text, lang") -> list[dict]:
         """Pages with text that no detector (or not this version) has read."""
         where = ["error is null", "text is not null", "text != ''"]
         params: list = []
@@ -326,7 +361,7 @@ class Store:
         else:
             where.append("(detector_version is null or detector_version != ?)")
             params.append(version)
-        sql = "select id, url, title, text, lang from pages where " + " and ".join(where) + " order by id"
+        sql = f"select {columns} from pages where " + " and ".join(where) + " order by id"
         return [dict(r) for r in self.db.query(sql, params)]
 
     # -- reading -----------------------------------------------------------
