@@ -1,0 +1,68 @@
+"""Page kind (clinic, news, academic, regulator, advocacy, other) from cues.
+
+Scores come from data (patterns/pagekind.json): phrase cues matched in the
+text by the span ruler (labels ``kind:<kind>``), regexes on the URL and the
+title, and the structural cues extract.py collects (forms, tel: links,
+prices, <article>, bylines...).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import unquote
+
+from .models import PAGE_KINDS
+
+
+class PageKindScorer:
+    def __init__(self, config_path: str | Path):
+        cfg = json.loads(Path(config_path).read_text(encoding="utf-8"))
+        self.phrase_weight = cfg["phrase_weight"]
+        self.max_per_kind = cfg["max_per_kind"]
+        self.min_score = cfg["min_score"]
+        self.url_rules = [(r["kind"], re.compile(r["pattern"], re.I), r["weight"]) for r in cfg["url"]]
+        self.title_rules = [(r["kind"], re.compile(r["pattern"]), r["weight"]) for r in cfg["title"]]
+        self.structured = cfg["structured"]
+        self.default_stance = cfg["default_stance"]
+        unknown = {k for k, *_ in self.url_rules + self.title_rules} - set(PAGE_KINDS)
+        if unknown:
+            raise ValueError(f"{config_path}: unknown page kinds {sorted(unknown)}")
+
+    def scores(self, phrase_hits: dict[str, set[str]], url: str = "", title: str = "",
+               cues: dict | None = None) -> dict[str, float]:
+        """phrase_hits: kind -> distinct cue phrases (lower-cased) found in the text."""
+        scores = dict.fromkeys(PAGE_KINDS, 0.0)
+        for kind, phrases in phrase_hits.items():
+            scores[kind] += self.phrase_weight.get(kind, 1.0) * min(len(phrases), self.max_per_kind)
+        url = unquote(url or "").lower()
+        if url:
+            for kind, rx, weight in self.url_rules:
+                if rx.search(url):
+                    scores[kind] += weight
+        if title:
+            for kind, rx, weight in self.title_rules:
+                if rx.search(title):
+                    scores[kind] += weight
+        for key, rule in self.structured.items():
+            value = _cue_value(cues or {}, key)
+            if value:
+                scores[rule["kind"]] += rule["weight"] * min(value, rule["cap"])
+        return scores
+
+    def kind(self, phrase_hits, url="", title="", cues=None) -> str:
+        scores = self.scores(phrase_hits, url, title, cues)
+        best = max(scores, key=scores.get)
+        return best if scores[best] >= self.min_score else "other"
+
+
+def _cue_value(cues: dict, key: str) -> float:
+    if key == "og_type_article":
+        return 1.0 if str(cues.get("og_type", "")).lower() == "article" else 0.0
+    value = cues.get(key)
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    return 1.0 if value else 0.0

@@ -1,0 +1,60 @@
+"""Stance of a matched claim from its context: negated, cautionary, reported or promoted.
+
+The matched words say *what* is claimed; the words around them, and the kind
+of page, say whether the page makes the claim. Hedges ("may help") are not
+cues: a hedged promise is still promoted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+NEGATION = "stance:negation"
+STRONG_NEGATION = "stance:negation-strong"
+CAUTION = "stance:caution"
+REPORTING = "stance:reporting"
+OFFER = "stance:offer"
+
+
+@dataclass(frozen=True)
+class Cue:
+    label: str
+    start: int  # token offsets
+    end: int
+    text: str
+
+
+class StanceRules:
+    def __init__(self, config_path: str | Path, default_stance: dict[str, str]):
+        cfg = json.loads(Path(config_path).read_text(encoding="utf-8"))
+        self.window = cfg["negation_window"]
+        self.breaks = frozenset(cfg["clause_breaks"])
+        self.negated_kinds = frozenset(cfg["negated_on_kinds"])
+        self.question_stance = cfg["question_stance"]
+        self.default_stance = default_stance
+
+    def decide(self, doc, start: int, end: int, cues: list[Cue], *, is_question: bool,
+               page_kind: str) -> tuple[str, str]:
+        """(stance, cue text) for the claim at tokens [start, end) given its sentence's cues."""
+        outside = [c for c in cues if c.end <= start or c.start >= end]
+        denial = "negated" if page_kind in self.negated_kinds else "cautionary"
+        for c in outside:
+            if c.label == STRONG_NEGATION:
+                return denial, c.text
+        for c in outside:
+            if c.label == NEGATION and c.end <= start and start - c.end <= self.window \
+                    and not self._broken(doc, c.end, start):
+                return denial, c.text
+        for label, stance in ((CAUTION, "cautionary"), (REPORTING, "reported")):
+            for c in outside:
+                if c.label == label:
+                    return stance, c.text
+        if is_question and not any(c.label == OFFER for c in cues):
+            return self.question_stance, "question"
+        stance = self.default_stance.get(page_kind, "promoted")
+        return stance, ("" if stance == "promoted" else f"page kind: {page_kind}")
+
+    def _broken(self, doc, i: int, j: int) -> bool:
+        return any(doc[k].lower_ in self.breaks for k in range(i, j))
