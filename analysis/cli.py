@@ -126,5 +126,11 @@ def _run_crawl(seeds, db_path, **options) -> dict:
         store.close()
 
 
+from .history_cli import COMMANDS as _HISTORY_COMMANDS  # noqa: E402  changes, review, reanalyze, backup, verify, schedule
+
+for _command in _HISTORY_COMMANDS:
+    cli.add_command(_command)
+
+
 if __name__ == "__main__":  # python -m analysis.cli, used by the tests
     cli()
