@@ -111,6 +111,69 @@ def demo(db_path, do_serve, port, sites_port):
     sites.stop()
 
 
+@cli.command()
+@click.argument("seeds", nargs=-1)
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), help="SQLite database to write")
+@click.option("--max-pages-per-site", type=click.IntRange(min=1), default=None,
+              help="Pages fetched per site  [default: 200]")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="HOST",
+              help="Host that may be an internal address (e.g. 127.0.0.1 for local test sites); repeatable")
+@click.option("--contact", default=None, metavar="EMAIL_OR_URL",
+              help="How a site owner reaches you; sent in the User-Agent")
+@click.option("--resume", is_flag=True,
+              help="Continue the unfinished crawl recorded next to --db (after Ctrl-C or a crash)")
+@click.option("--set", "-s", "scrapy_settings", multiple=True, metavar="NAME=VALUE",
+              help="Override a Scrapy or STEMWATCH_* setting (see crawler/settings.py); repeatable")
+@click.option("--verbose", "-v", is_flag=True, help="Show Scrapy's log")
+def crawl(seeds, db_path, max_pages_per_site, allow_hosts, contact, resume, scrapy_settings, verbose):
+    """Crawl clinic sites politely and flag their claims.
+
+    SEED is a URL or a CSV file with a `url` column (optional name, country,
+    state, notes, ...). Each seed's site (its registrable domain) is crawled
+    up to the page cap; robots.txt is obeyed; internal addresses are refused
+    unless allowed with --allow-host. Failed pages are recorded with their
+    error and do not stop the crawl. Progress goes to stderr.
+
+    Example: stemwatch crawl data/seeds.csv --db data/clinics.db --contact you@example.org
+    """
+    from .crawl import CrawlError, run_crawl
+    from .seeds import SeedError, load_seeds
+
+    if resume and seeds:
+        raise click.UsageError("--resume continues the recorded crawl: give no seeds with it")
+    overrides = {}
+    for item in scrapy_settings:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.UsageError(f"--set expects NAME=VALUE, got {item!r}")
+        overrides[name.strip()] = value
+    overrides.setdefault("LOG_LEVEL", "INFO" if verbose else "WARNING")
+    seed_list = None
+    if not resume:
+        try:
+            seed_list, problems = load_seeds(list(seeds))
+        except SeedError as e:
+            raise click.ClickException(str(e))
+        for problem in problems:
+            click.echo(f"warning: {problem}", err=True)
+        click.echo(f"Crawling {len(seed_list)} site(s) into {db_path}", err=True)
+    try:
+        crawl_id = run_crawl(
+            seed_list, db_path, max_pages_per_site=max_pages_per_site, allow_hosts=allow_hosts,
+            contact=contact, settings=overrides, resume=resume,
+        )
+    except (CrawlError, SeedError) as e:
+        raise click.ClickException(str(e))
+    store = _open_store(db_path)
+    try:
+        summary = store.crawl_summary(crawl_id)
+    finally:
+        store.close()
+    _print_summary(summary)
+    if summary["crawl"]["status"] != "finished":
+        click.echo(f"The crawl was interrupted; continue it with: stemwatch crawl --resume --db {db_path}")
+
+
 def _run_crawl(seeds, db_path, **options) -> dict:
     from .crawl import run_crawl
     from .storage import StoreError

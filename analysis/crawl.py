@@ -1,0 +1,123 @@
+"""Run a crawl in this process: seeds in, a crawl record in SQLite out.
+
+A Twisted reactor cannot be restarted, so one process runs one crawl
+(tests start crawls as subprocesses). The crawl's job directory sits next
+to the database (``crawl.db`` -> ``crawl.db.jobs/``): ``current.json``
+names the crawl and its seeds, ``crawl-<id>/`` is Scrapy's JOBDIR (its
+request queue on disk). The database is the crawl's memory: a resumed crawl
+(after Ctrl-C or even SIGKILL) continues the same crawl_id, skips every page
+already stored and rebuilds its queue from the links those pages hold.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from .seeds import SeedError
+from .storage import Store, StoreError
+
+
+class CrawlError(Exception):
+    """A crawl that cannot start, said in words a user can act on."""
+
+
+def jobs_dir(db_path: str | Path) -> Path:
+    db_path = Path(db_path)
+    return db_path.with_name(db_path.name + ".jobs")
+
+
+def project_settings(overrides: dict | None = None):
+    from scrapy.settings import Settings
+
+    settings = Settings()
+    settings.setmodule("crawler.settings", priority="project")
+    if overrides:
+        settings.setdict(overrides, priority="cmdline")
+    return settings
+
+
+def _resumable(store: Store, db_path: Path) -> dict:
+    current = jobs_dir(db_path) / "current.json"
+    if not current.exists():
+        raise CrawlError(f"nothing to resume: no unfinished crawl recorded next to {db_path}")
+    job = json.loads(current.read_text())
+    row = store.db["crawls"].get(job["crawl_id"]) if store.db["crawls"].count_where(
+        "id = ?", [job["crawl_id"]]) else None
+    if row is None:
+        raise CrawlError(f"nothing to resume: crawl {job['crawl_id']} is not in {db_path}")
+    if row["status"] == "finished":
+        raise CrawlError(f"nothing to resume: crawl {job['crawl_id']} in {db_path} has finished")
+    return job
+
+
+def run_crawl(
+    seeds: list[dict] | None,
+    db_path: str | Path,
+    *,
+    max_pages_per_site: int | None = None,
+    allow_hosts=(),
+    contact: str | None = None,
+    jobdir: str | Path | None = None,
+    settings: dict | None = None,
+    resume: bool = False,
+) -> int:
+    """Crawl `seeds` (from analysis.seeds.load_seeds) into `db_path`; returns
+    the crawl id. With resume=True, continue the unfinished crawl recorded
+    next to the database (seeds may then be None)."""
+    db_path = Path(db_path)
+    try:
+        store = Store(db_path)
+    except StoreError as e:
+        raise CrawlError(str(e)) from e
+    overrides = dict(settings or {})
+    try:
+        if resume:
+            job = _resumable(store, db_path)
+            crawl_id = job["crawl_id"]
+            seeds = job["seeds"]
+            overrides = {**job.get("settings", {}), **overrides}
+        else:
+            if not seeds:
+                raise SeedError("no seeds to crawl")
+            if max_pages_per_site is not None:
+                overrides["STEMWATCH_MAX_PAGES_PER_SITE"] = int(max_pages_per_site)
+            if allow_hosts:
+                overrides["STEMWATCH_ALLOW_HOSTS"] = list(allow_hosts)
+            if contact:
+                overrides["STEMWATCH_CONTACT"] = contact
+            record = {k: v for k, v in overrides.items()}
+            crawl_id = store.start_crawl(seeds, record)
+            job = {"crawl_id": crawl_id, "seeds": seeds, "settings": overrides}
+            jobs = jobs_dir(db_path)
+            jobs.mkdir(parents=True, exist_ok=True)
+            tmp = jobs / "current.json.part"
+            tmp.write_text(json.dumps(job, indent=1, default=str))
+            tmp.replace(jobs / "current.json")
+    finally:
+        store.close()
+    job_path = Path(jobdir) if jobdir else jobs_dir(db_path) / f"crawl-{crawl_id}"
+    if resume and job_path.exists():
+        # The database, not Scrapy's queue files, says what is left: after a
+        # SIGKILL those files can be half written.
+        shutil.rmtree(job_path)
+    job_path.mkdir(parents=True, exist_ok=True)
+    overrides.update(STEMWATCH_DB=str(db_path), STEMWATCH_CRAWL_ID=crawl_id, JOBDIR=str(job_path))
+
+    from scrapy.crawler import CrawlerProcess
+
+    from crawler.spiders.clinics import ClinicsSpider
+
+    process = CrawlerProcess(project_settings(overrides))
+    process.crawl(ClinicsSpider, seed_list=seeds)
+    process.start()
+    return crawl_id
+
+
+def crawl_status(db_path: str | Path, crawl_id: int) -> str:
+    store = Store(db_path)
+    try:
+        return store.db["crawls"].get(crawl_id)["status"]
+    finally:
+        store.close()

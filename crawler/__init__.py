@@ -1,0 +1,1 @@
+"""The stemwatch crawler: a Scrapy project (spider, middlewares, pipeline)."""

@@ -1,0 +1,97 @@
+"""Turning a response body into text: charset, kind sniffing, extraction.
+
+Pure functions over bytes and header values, so they are tested without a
+crawl. The spider calls `read_body` for every response it keeps.
+"""
+
+from __future__ import annotations
+
+import re
+
+from w3lib.encoding import (
+    html_body_declared_encoding,
+    html_to_unicode,
+    http_content_type_encoding,
+    read_bom,
+    resolve_encoding,
+)
+
+from analysis.extract import extract_html, extract_pdf, extract_text
+from analysis.models import ExtractedPage
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+_HTML_SNIFF = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body|meta|title|div|p)\b", re.I | re.S)
+
+
+class ContentError(Exception):
+    """A body that cannot be read as the page it claims to be."""
+
+
+def media_type(content_type: str | bytes | None) -> str:
+    if isinstance(content_type, bytes):
+        content_type = content_type.decode("latin-1")
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def looks_binary(body: bytes) -> bool:
+    """Binary (an image, an archive) rather than text, from its first bytes."""
+    head = body[:2048]
+    if not head:
+        return False
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 BOM: text
+        return False
+    if b"\x00" in head:
+        return True
+    control = sum(1 for b in head if b < 9 or 13 < b < 32)
+    return control > len(head) * 0.05
+
+
+def decode_body(body: bytes, content_type: str = "", html: bool = True) -> tuple[str, str]:
+    """(text, encoding): charset from the BOM, the Content-Type header or a
+    <meta> tag; else UTF-8 if it decodes, else charset detection, else
+    Windows-1252 (what browsers use for undeclared Latin-1 pages)."""
+    declared = (
+        read_bom(body)[0]
+        or http_content_type_encoding(content_type or None)
+        or (html_body_declared_encoding(body) if html else None)
+    )
+    if declared:
+        enc, text = html_to_unicode(f"charset={declared}", body)
+        return text, enc
+    try:
+        return body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    enc = None
+    try:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(body[:65536]).best()
+        enc = best.encoding if best else None
+    except Exception:  # detection is a best effort
+        enc = None
+    enc = resolve_encoding(enc or "cp1252") or "cp1252"
+    if enc in ("ascii", "latin-1", "iso8859-1"):
+        enc = "cp1252"  # a superset that browsers use for both
+    return body.decode(enc, errors="replace"), enc
+
+
+def read_body(body: bytes, content_type: str, url: str) -> tuple[ExtractedPage, str]:
+    """Extract a page; returns (page, kind) where kind is html, pdf or text.
+
+    Raises ContentError for a body that is not what it says (binary served
+    as text/html) or that the extractor cannot read.
+    """
+    mtype = media_type(content_type)
+    if mtype == "application/pdf" or body[:5] == b"%PDF-":
+        try:
+            return extract_pdf(body), "pdf"
+        except Exception as e:  # pypdf raises many kinds on damaged files
+            raise ContentError(f"unreadable PDF: {type(e).__name__}: {e}"[:300]) from e
+    if looks_binary(body):
+        raise ContentError(f"binary content served as {mtype or 'unknown type'}")
+    if mtype == "text/plain" and not _HTML_SNIFF.match(body[:1024]):
+        text, _ = decode_body(body, content_type, html=False)
+        return extract_text(text), "text"
+    text, _ = decode_body(body, content_type)
+    return extract_html(text, url), "html"

@@ -1,0 +1,93 @@
+"""Extensions: progress on the terminal, and the content-type gate."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from scrapy import signals
+from scrapy.exceptions import NotConfigured, StopDownload
+from twisted.internet import task
+
+from crawler.content import media_type
+
+logger = logging.getLogger("stemwatch.progress")
+
+
+class ContentGate:
+    """Stops a download once its headers show it is not text (an image, a
+    video, an archive): the page is recorded from its headers only."""
+
+    def __init__(self, crawler):
+        self.types = {t.lower() for t in crawler.settings.getlist("STEMWATCH_TEXT_TYPES")}
+        self.stats = crawler.stats
+        crawler.signals.connect(self.headers_received, signal=signals.headers_received)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    def headers_received(self, headers, body_length, request, spider=None):
+        if request.meta.get("stemwatch_kind") in ("sitemap", "robots"):
+            return
+        mtype = media_type(headers.get(b"Content-Type"))
+        if not mtype or mtype in self.types or mtype.startswith("text/"):
+            return
+        self.stats.inc_value("stemwatch/stopped_downloads")
+        raise StopDownload(fail=False)
+
+
+class Progress:
+    """Every STEMWATCH_PROGRESS_INTERVAL seconds, one line on stderr:
+    pages stored, errors, queue, claims, rate. The pipeline keeps the
+    stemwatch/* counters in the crawl stats."""
+
+    def __init__(self, crawler, interval: float):
+        self.crawler = crawler
+        self.interval = interval
+        self.loop = None
+        self.started = None
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        interval = crawler.settings.getfloat("STEMWATCH_PROGRESS_INTERVAL", 10.0)
+        if not interval:
+            raise NotConfigured
+        return cls(crawler, interval)
+
+    def spider_opened(self, spider=None):
+        self.started = time.monotonic()
+        self.loop = task.LoopingCall(self.report)
+        self.loop.start(self.interval, now=False)
+
+    def spider_closed(self, spider=None, reason=None):
+        if self.loop is not None and self.loop.running:
+            self.loop.stop()
+        self.report(final=True)
+
+    def snapshot(self) -> dict:
+        stats = self.crawler.stats
+        get = lambda k: stats.get_value(k, 0) or 0  # noqa: E731
+        elapsed = max(time.monotonic() - (self.started or time.monotonic()), 1e-6)
+        pages = get("stemwatch/pages")
+        return {
+            "pages": pages,
+            "errors": get("stemwatch/errors"),
+            "queued": max(0, get("scheduler/enqueued") - get("scheduler/dequeued")),
+            "in_flight": len(getattr(self.crawler.engine.downloader, "active", ()) or ()),
+            "claims": get("stemwatch/claims"),
+            "rate": pages / elapsed,
+            "elapsed": elapsed,
+        }
+
+    def report(self, final: bool = False):
+        s = self.snapshot()
+        line = (
+            f"stemwatch: {s['pages']} pages ({s['errors']} errors), {s['queued']} queued, "
+            f"{s['in_flight']} downloading, {s['claims']} claims, {s['rate']:.1f} pages/s"
+            f"{' - done' if final else ''}"
+        )
+        print(line, file=sys.stderr, flush=True)

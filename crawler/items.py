@@ -1,0 +1,30 @@
+"""What the spider hands to the pipeline: one item per fetched or failed page."""
+
+from __future__ import annotations
+
+import scrapy
+
+
+class PageItem(scrapy.Item):
+    """One page row (see analysis/storage.py `pages`), plus what the detector reads.
+
+    A failed fetch is a PageItem too, with `error` set and no text.
+    """
+
+    site = scrapy.Field()  # site key of the seed whose scope the page is in
+    url = scrapy.Field()  # canonical URL requested
+    final_url = scrapy.Field()  # after redirects
+    status = scrapy.Field()  # HTTP status, None when no response came
+    content_type = scrapy.Field()
+    fetched_at = scrapy.Field()
+    size = scrapy.Field()
+    title = scrapy.Field()
+    text = scrapy.Field()
+    lang = scrapy.Field()
+    cues = scrapy.Field()  # ExtractedPage.cues, for the detector; not stored
+    error = scrapy.Field()
+    depth = scrapy.Field()
+    referer = scrapy.Field()
+    headers = scrapy.Field()  # dict of response headers
+    body = scrapy.Field()  # raw bytes, stored as a content-addressed snapshot
+    links = scrapy.Field()  # absolute URLs found on the page

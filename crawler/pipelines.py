@@ -1,0 +1,238 @@
+"""StoragePipeline: pages to SQLite in batches, claims from a detector process.
+
+- One transaction per batch of STEMWATCH_BATCH_SIZE pages or every
+  STEMWATCH_BATCH_SECONDS, whichever comes first.
+- Each written batch goes to a one-worker ProcessPoolExecutor (spawned, so
+  it shares nothing with the reactor) that builds the detector once;
+  finished batches are written on every flush.
+- At close: what is still unanalysed in the crawl is analysed, then the
+  crawl record gets its status and the Scrapy stats plus per-site counts.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib.util
+import logging
+import multiprocessing
+import time
+from collections import deque
+
+from scrapy import signals
+from scrapy.exceptions import NotConfigured
+from twisted.internet import task
+
+from analysis.storage import Store
+from crawler.detectworker import analyze
+
+logger = logging.getLogger(__name__)
+
+PAGE_COLUMNS = (
+    "site", "url", "final_url", "status", "content_type", "fetched_at", "size", "title",
+    "text", "error", "depth", "referer", "headers", "body", "links",
+)
+DETECT_BATCH = 64
+MAX_IN_FLIGHT = 2  # detection batches submitted at once
+MAX_WAITING = 5000  # pages waiting for detection kept in memory; more wait in the DB
+
+
+def crawl_status(reason: str | None) -> str:
+    return {"finished": "finished", "shutdown": "interrupted"}.get(reason or "", reason or "finished")
+
+
+def resume_state(store: Store, crawl_id: int, sites: set[str]) -> tuple[list[tuple[str, str]], list[dict]]:
+    """What a resumed crawl already has: stored (url, site) pairs, and the
+    frontier: same-site link targets of stored pages not stored themselves."""
+    stored = [(r["url"], r["site"]) for r in store.db.query(
+        "select url, site from pages where crawl_id = ?", [crawl_id])]
+    if not sites:
+        return stored, []
+    marks = ",".join("?" for _ in sites)
+    frontier = [dict(r) for r in store.db.query(
+        f"""select l.target url, l.target_site site, min(p.depth) + 1 depth, min(l.source) referer
+            from links l join pages p on p.id = l.page_id
+            where l.crawl_id = ? and l.target_site in ({marks})
+              and not exists (select 1 from pages q where q.crawl_id = l.crawl_id and q.url = l.target)
+            group by l.target order by depth, min(l.rowid)""",
+        [crawl_id, *sorted(sites)])]
+    return stored, frontier
+
+
+class StoragePipeline:
+    def __init__(self, crawler):
+        settings = crawler.settings
+        self.db_path = settings.get("STEMWATCH_DB")
+        if not self.db_path:
+            raise NotConfigured("STEMWATCH_DB is not set")
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.batch_size = settings.getint("STEMWATCH_BATCH_SIZE", 50)
+        self.batch_seconds = settings.getfloat("STEMWATCH_BATCH_SECONDS", 2.0)
+        self.detect = settings.getbool("STEMWATCH_DETECT", True)
+        self.crawl_id = settings.getint("STEMWATCH_CRAWL_ID") or None
+        self.settings_record = {
+            k: settings.get(k) for k in (
+                "STEMWATCH_MAX_PAGES_PER_SITE", "STEMWATCH_ALLOW_HOSTS", "STEMWATCH_CONTACT",
+                "DEPTH_LIMIT", "DOWNLOAD_DELAY", "CONCURRENT_REQUESTS_PER_DOMAIN",
+                "AUTOTHROTTLE_ENABLED", "ROBOTSTXT_OBEY", "DOWNLOAD_MAXSIZE", "DOWNLOAD_TIMEOUT",
+                "RETRY_TIMES", "REDIRECT_MAX_TIMES", "USER_AGENT", "JOBDIR",
+            )
+        }
+        self.buffer: list[dict] = []
+        self.first_buffered = None
+        self.waiting: deque = deque()  # (page_id, page dict) not yet submitted
+        self.in_flight: list[concurrent.futures.Future] = []
+        self.pool = None
+        self.detector_version = ""
+        self.flusher = None
+        self.store = None
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    # -- life cycle ------------------------------------------------------------
+    def open_spider(self, spider=None):
+        spider = spider or self.crawler.spider
+        self.store = Store(self.db_path)
+        seeds = getattr(spider, "seeds", [])
+        if self.crawl_id:
+            self.store.db["crawls"].update(self.crawl_id, {"status": "running", "finished_at": None})
+            stored, frontier = resume_state(self.store, self.crawl_id, set(getattr(spider, "sites", {})))
+            if hasattr(spider, "prime"):
+                spider.prime(stored, frontier)
+            logger.info("resuming crawl %s: %d pages stored, %d in the frontier",
+                        self.crawl_id, len(stored), len(frontier))
+            self.stats.set_value("stemwatch/resumed_with_pages", len(stored))
+        else:
+            self.crawl_id = self.store.start_crawl(seeds, self.settings_record)
+        spider.crawl_id = self.crawl_id
+        self.stats.set_value("stemwatch/crawl_id", self.crawl_id)
+        if self.detect and importlib.util.find_spec("analysis.detect") is None:
+            logger.warning("analysis.detect is not available: pages are stored without claims")
+            self.detect = False
+        if self.detect:
+            from crawler import detectworker
+
+            self.pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=detectworker.init,
+            )
+        self.flusher = task.LoopingCall(self._tick)
+        self.flusher.start(max(self.batch_seconds / 2, 0.1), now=False)
+
+    def process_item(self, item, spider=None):
+        page = {k: item.get(k) for k in PAGE_COLUMNS}
+        page["crawl_id"] = self.crawl_id
+        extra = {"cues": item.get("cues") or {}, "lang": item.get("lang") or ""}
+        self.buffer.append((page, extra))
+        if self.first_buffered is None:
+            self.first_buffered = time.monotonic()
+        if len(self.buffer) >= self.batch_size:
+            self.flush()
+        return item
+
+    def close_spider(self, spider=None):
+        if self.flusher is not None and self.flusher.running:
+            self.flusher.stop()
+        self.flush()
+        if self.pool is not None:
+            self._drain()
+
+    def spider_closed(self, spider=None, reason=None):
+        if self.store is None:
+            return
+        stats = dict(self.stats.get_stats())
+        stats["finish_reason"] = reason
+        stats["per_site"] = {
+            r["site"]: {"pages": r["pages"], "errors": r["errors"] or 0, "claims": r["claims"]}
+            for r in self.store.db.query(
+                "select site, count(*) pages, sum(error is not null) errors, "
+                "(select count(*) from claims c where c.crawl_id = p.crawl_id and c.site = p.site) claims "
+                "from pages p where crawl_id = ? group by site", [self.crawl_id])
+        }
+        self.store.finish_crawl(self.crawl_id, crawl_status(reason), stats, self.detector_version)
+        self.store.close()
+        self.store = None
+
+    # -- writing -----------------------------------------------------------------
+    def _tick(self):
+        if self.buffer and time.monotonic() - (self.first_buffered or 0) >= self.batch_seconds:
+            self.flush()
+        elif self.pool is not None:
+            self._collect()
+            self._submit()
+
+    def flush(self):
+        if self.buffer:
+            batch, self.buffer, self.first_buffered = self.buffer, [], None
+            ids = self.store.add_pages([page for page, _ in batch])
+            for pid, (page, extra) in zip(ids, batch):
+                self.stats.inc_value("stemwatch/pages")
+                self.stats.inc_value("stemwatch/errors" if page.get("error") else "stemwatch/ok")
+                if self.pool is not None and not page.get("error") and page.get("text"):
+                    if len(self.waiting) < MAX_WAITING:
+                        self.waiting.append((pid, {
+                            "text": page["text"], "url": page["url"], "title": page.get("title") or "",
+                            "lang": extra["lang"], "cues": extra["cues"],
+                        }))
+                    else:
+                        self.stats.inc_value("stemwatch/detect_deferred")  # analysed at close
+        if self.pool is not None:
+            self._collect()
+            self._submit()
+
+    # -- detection -----------------------------------------------------------------
+    def _submit(self):
+        while self.waiting and len(self.in_flight) < MAX_IN_FLIGHT:
+            batch = [self.waiting.popleft() for _ in range(min(DETECT_BATCH, len(self.waiting)))]
+            try:
+                self.in_flight.append(self.pool.submit(analyze, batch))
+            except concurrent.futures.BrokenExecutor as e:
+                logger.error("the detector process died (%s): the rest is stored without claims", e)
+                self.stats.inc_value("stemwatch/detect_errors")
+                self.waiting.clear()
+                return
+
+    def _collect(self, wait: bool = False):
+        if wait and self.in_flight:
+            concurrent.futures.wait(self.in_flight)
+        done = [f for f in self.in_flight if f.done()]
+        self.in_flight = [f for f in self.in_flight if not f.done()]
+        for future in done:
+            try:
+                results = future.result()
+            except Exception as e:  # a broken detector must not lose the crawl
+                logger.error("detection failed for a batch: %s: %s", type(e).__name__, e)
+                self.stats.inc_value("stemwatch/detect_errors")
+                continue
+            claims = self.store.add_analyses(results)
+            self.stats.inc_value("stemwatch/claims", claims)
+            self.stats.inc_value("stemwatch/analysed", len(results))
+            for _, analysis in results[-1:]:
+                self.detector_version = analysis.detector_version or self.detector_version
+
+    def _drain(self):
+        """At close: everything submitted, then every page of the crawl that
+        is still unanalysed (deferred, or stored by an earlier run)."""
+        while self.waiting or self.in_flight:
+            self._submit()
+            self._collect(wait=True)
+            if self.waiting and not self.in_flight:
+                break  # the pool broke
+        rest = [
+            (p["id"], {"text": p["text"], "url": p["url"], "title": p.get("title") or "",
+                       "lang": p.get("lang") or "", "cues": {}})
+            for p in self.store.pages_to_analyze(self.crawl_id)
+        ]
+        if rest:
+            logger.info("analysing %d more pages", len(rest))
+            self.waiting.extend(rest)
+            while self.waiting or self.in_flight:
+                self._submit()
+                self._collect(wait=True)
+                if self.waiting and not self.in_flight:
+                    break
+        self.pool.shutdown(wait=True)
+        self.pool = None

@@ -1,0 +1,104 @@
+"""Scrapy settings of the stemwatch crawler.
+
+Every value can be overridden on the command line (`scrapy crawl clinics
+-s NAME=VALUE`, or `run_crawl(settings={...})`). Defaults are polite: a
+research crawler visits clinic sites that never asked to be crawled.
+"""
+
+BOT_NAME = "stemwatch"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+
+# --- stemwatch's own settings --------------------------------------------
+# SQLite database the pipeline writes to; without it the pipeline is off
+# (the spider still runs, e.g. for `scrapy parse`).
+STEMWATCH_DB = None
+# Crawl to continue (set by `stemwatch crawl --resume`); None starts a new one.
+STEMWATCH_CRAWL_ID = None
+# Hosts that may be internal addresses (127.0.0.1 for the tests and the
+# demo). Every other loopback/private/link-local/multicast/reserved address
+# is refused, after DNS resolution and after every redirect.
+STEMWATCH_ALLOW_HOSTS = []
+# Pages fetched per site (one site = one seed's registrable domain).
+STEMWATCH_MAX_PAGES_PER_SITE = 200
+# Who runs the crawl: an e-mail or URL, put in the User-Agent so a site
+# owner can reach a person. Override with --contact or -s STEMWATCH_CONTACT=.
+STEMWATCH_CONTACT = "https://github.com/stemwatch/stemwatch"
+# Pages written to SQLite per transaction, and the longest a fetched page
+# waits before it is written.
+STEMWATCH_BATCH_SIZE = 50
+STEMWATCH_BATCH_SECONDS = 2.0
+# Run the claim detector (in a separate process) on fetched pages.
+STEMWATCH_DETECT = True
+# Use robots.txt Sitemap: lines and /sitemap.xml to discover pages.
+STEMWATCH_SITEMAPS = True
+# Seconds between progress lines on the terminal (0: none).
+STEMWATCH_PROGRESS_INTERVAL = 10.0
+# Longest Retry-After (seconds) honoured; a longer one gives up on the page.
+STEMWATCH_RETRY_AFTER_MAX = 120
+# Content types read; anything else is recorded from its headers only and
+# its body never downloaded.
+STEMWATCH_TEXT_TYPES = [
+    "text/html", "application/xhtml+xml", "text/plain", "application/pdf",
+    "text/xml", "application/xml",
+]
+
+# --- identity ---------------------------------------------------------------
+# %(contact)s is filled in from STEMWATCH_CONTACT by the spider at start.
+USER_AGENT = "stemwatch/0.1 (+research crawler of stem-cell clinic marketing; contact: %(contact)s)"
+ROBOTSTXT_OBEY = True
+
+# --- politeness ---------------------------------------------------------------
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 2
+DOWNLOAD_DELAY = 1.0  # seconds between requests to one site (jittered)
+AUTOTHROTTLE_ENABLED = True  # slows down further when a site answers slowly
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+
+# --- limits ---------------------------------------------------------------------
+DOWNLOAD_TIMEOUT = 30  # seconds for one response, slow servers included
+DNS_TIMEOUT = 20
+DOWNLOAD_MAXSIZE = 10 * 1024 * 1024  # larger bodies (or decompressed bodies:
+DOWNLOAD_WARNSIZE = 2 * 1024 * 1024  # gzip bombs) are refused, recorded as errors
+RETRY_ENABLED = True
+RETRY_TIMES = 2  # at most 3 tries of a page
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+REDIRECT_MAX_TIMES = 5  # redirect loops end here, recorded as errors
+METAREFRESH_MAXDELAY = 10
+DEPTH_LIMIT = 5  # links from a seed page are depth 1
+URLLENGTH_LIMIT = 1000  # longer URLs are traps (session/calendar spaces)
+# Breadth-first, so a page cap keeps the pages closest to the home page.
+DEPTH_PRIORITY = 1
+SCHEDULER_DISK_QUEUE = "scrapy.squeues.PickleFifoDiskQueue"
+SCHEDULER_MEMORY_QUEUE = "scrapy.squeues.FifoMemoryQueue"
+
+# 4xx/5xx pages reach the spider and are recorded with their status.
+HTTPERROR_ALLOW_ALL = True
+
+# --- components ---------------------------------------------------------------
+# After name resolution: refuse internal addresses (crawler/resolver.py).
+TWISTED_DNS_RESOLVER = "crawler.resolver.GuardedResolver"
+DOWNLOADER_MIDDLEWARES = {
+    # Before anything else and again for every redirected request.
+    "crawler.middlewares.PrivateAddressGuard": 50,
+    # Next to RetryMiddleware (550): honours Retry-After on 429/503.
+    "crawler.middlewares.RetryAfterMiddleware": 549,
+}
+ITEM_PIPELINES = {"crawler.pipelines.StoragePipeline": 300}
+EXTENSIONS = {
+    "scrapy.extensions.telnet.TelnetConsole": None,
+    "crawler.extensions.Progress": 500,
+    "crawler.extensions.ContentGate": 0,
+}
+# No listening ports during a crawl: no telnet console, and not Scrapy
+# 2.19's remote-control HTTP server (on by default; it runs Python code
+# sent to a local port).
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
+
+LOG_LEVEL = "INFO"
+LOGSTATS_INTERVAL = 0  # the Progress extension reports instead
+FEED_EXPORT_ENCODING = "utf-8"
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"

@@ -1,0 +1,333 @@
+"""The `clinics` spider: fetch clinic sites within their scope, extract text.
+
+It only fetches and extracts; storage and detection happen in the pipeline.
+Every response becomes a PageItem and so does every failure (DNS, timeout,
+refused, reset, blocked address, too large, redirect loop), with its error.
+
+    scrapy crawl clinics -a seeds=data/seeds.csv -s STEMWATCH_DB=crawl.db
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+import scrapy
+from scrapy.exceptions import IgnoreRequest
+from scrapy.utils.gz import gunzip
+from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
+from twisted.internet.error import (
+    ConnectError,
+    ConnectionLost,
+    ConnectionRefusedError,
+    DNSLookupError,
+    TCPTimedOutError,
+    TimeoutError,
+)
+from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
+
+from analysis.seeds import load_seeds
+from analysis.urls import canonicalize, site_key
+from crawler.content import ContentError, media_type, read_body
+from crawler.items import PageItem
+from crawler.resolver import blocked_reason
+
+# Links to these are recorded but never fetched: they are not pages.
+SKIP_EXTENSIONS = {
+    "jpg", "jpeg", "png", "gif", "webp", "svg", "ico", "bmp", "tif", "tiff", "avif",
+    "mp4", "m4v", "mov", "avi", "wmv", "webm", "mkv", "mp3", "wav", "ogg", "m4a", "flac",
+    "zip", "rar", "7z", "gz", "tgz", "bz2", "xz", "tar", "exe", "dmg", "msi", "apk", "iso",
+    "css", "js", "json", "woff", "woff2", "ttf", "eot", "otf",
+    "doc", "docx", "xls", "xlsx", "ppt", "pptx", "odt", "ods", "rtf", "ics", "vcf",
+}
+_NUMERIC_SEGMENT = re.compile(r"^[\d\-_.:]+$")
+_HEADERS_KEPT = (
+    "content-type", "content-length", "content-language", "last-modified", "etag",
+    "server", "location", "retry-after", "x-robots-tag", "date",
+)
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def url_pattern(url: str) -> str:
+    """URLs that differ only in numbers or query values: calendars
+    (/events/2031/05, ?month=2031-05) and pagination (?page=7) share one."""
+    parts = urlsplit(url)
+    segments = ["0" if _NUMERIC_SEGMENT.match(s) else s for s in parts.path.split("/")]
+    keys = sorted({q.split("=", 1)[0] for q in parts.query.split("&") if q})
+    return f"{parts.netloc}{'/'.join(segments)}?{'&'.join(keys)}"
+
+
+def describe_failure(failure) -> str:
+    """A short error for a failed request, from the exception it raised."""
+    exc = failure.value
+    request = getattr(failure, "request", None)
+    host = urlsplit(request.url).hostname if request is not None else ""
+    if failure.check(IgnoreRequest):
+        return str(exc) or "ignored"
+    if failure.check(DNSLookupError):
+        reason = blocked_reason(host or "")
+        return reason or f"dns: cannot resolve {host}"
+    if failure.check(TimeoutError, TCPTimedOutError):
+        return "timeout: " + (str(exc).strip() or "no response in time")
+    if failure.check(ConnectionRefusedError):
+        return "connection refused"
+    if failure.check(ConnectionLost, ResponseFailed, ResponseNeverReceived):
+        reasons = getattr(exc, "reasons", None)
+        detail = "; ".join(str(r.value) for r in reasons) if reasons else str(exc)
+        return f"connection lost: {detail}"[:300]
+    if failure.check(ConnectError):
+        return f"connect failed: {exc}"[:300]
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+class ClinicsSpider(scrapy.Spider):
+    name = "clinics"
+
+    def __init__(self, seeds: str | None = None, seed_list: list[dict] | None = None, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if seed_list is None:
+            if not seeds:
+                raise ValueError("clinics needs seeds: -a seeds=FILE.csv or -a seeds=URL[,URL...]")
+            seed_list, problems = load_seeds([s for s in seeds.split(",") if s.strip()])
+            for p in problems:
+                self.logger.warning("seed: %s", p)
+        self.seeds = seed_list
+        self.sites = {s.get("site") or site_key(s["url"]): s for s in seed_list}
+        self.seen: set[str] = set()  # canonical URLs scheduled or stored
+        self.per_site: Counter = Counter()  # page requests per site
+        self.per_pattern: Counter = Counter()
+        self.sitemaps_per_site: Counter = Counter()
+        self.frontier: list[dict] = []  # requests to resume with (set by the pipeline)
+        self.crawl_id = None
+
+    @classmethod
+    def from_crawler(cls, crawler, *args, **kwargs):
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        s = crawler.settings
+        spider.max_pages = s.getint("STEMWATCH_MAX_PAGES_PER_SITE", 200)
+        spider.max_depth = s.getint("DEPTH_LIMIT", 0)
+        spider.max_per_pattern = s.getint("STEMWATCH_MAX_PER_PATTERN", 50)
+        spider.max_url_length = s.getint("URLLENGTH_LIMIT", 2083)
+        spider.use_sitemaps = s.getbool("STEMWATCH_SITEMAPS", True)
+        spider.sitemap_maxsize = s.getint("DOWNLOAD_MAXSIZE")
+        return spider
+
+    @classmethod
+    def update_settings(cls, settings):
+        """USER_AGENT names the contact (STEMWATCH_CONTACT, e.g. from -s or --contact)."""
+        super().update_settings(settings)
+        ua = settings.get("USER_AGENT") or ""
+        if "%(contact)s" in ua:
+            contact = settings.get("STEMWATCH_CONTACT") or "unknown"
+            settings.set("USER_AGENT", ua % {"contact": contact}, priority=settings.getpriority("USER_AGENT"))
+
+    # -- resume --------------------------------------------------------------
+    def prime(self, stored: list[tuple[str, str]], frontier: list[dict]):
+        """Pages already stored (url, site) are not fetched again; frontier
+        (dicts of url, site, depth, referer) is scheduled at start."""
+        for url, site in stored:
+            self.seen.add(url)
+            self.per_site[site] += 1
+            self.per_pattern[url_pattern(url)] += 1
+        self.frontier = frontier
+
+    # -- requests --------------------------------------------------------------
+    def in_scope(self, url: str) -> str | None:
+        if not url.startswith(("http://", "https://")):
+            return None
+        key = site_key(url)
+        return key if key in self.sites else None
+
+    def page_request(self, url: str, depth: int, referer: str | None = None, site: str | None = None):
+        """A request for a page, or None if it is out of scope, seen, over a
+        limit or not a page at all."""
+        site = site or self.in_scope(url)
+        if site is None:
+            return None
+        canon = canonicalize(url)
+        if canon in self.seen:
+            return None
+        stats = self.crawler.stats
+        path = urlsplit(canon).path.lower()
+        ext = path.rsplit(".", 1)[-1] if "." in path.rsplit("/", 1)[-1] else ""
+        if ext in SKIP_EXTENSIONS:
+            stats.inc_value("stemwatch/skipped/not_a_page")
+            return None
+        if self.max_depth and depth > self.max_depth:
+            stats.inc_value("stemwatch/skipped/depth")
+            return None
+        if len(canon) > self.max_url_length:
+            stats.inc_value("stemwatch/skipped/url_length")
+            return None
+        if self.per_site[site] >= self.max_pages:
+            stats.inc_value("stemwatch/skipped/site_cap")
+            return None
+        pattern = url_pattern(canon)
+        if self.max_per_pattern and self.per_pattern[pattern] >= self.max_per_pattern:
+            stats.inc_value("stemwatch/skipped/pattern_cap")
+            return None
+        self.seen.add(canon)
+        self.per_site[site] += 1
+        self.per_pattern[pattern] += 1
+        headers = {"Referer": referer} if referer else None
+        return scrapy.Request(
+            canon, callback=self.parse, errback=self.failed, dont_filter=True, headers=headers,
+            meta={"site": site, "depth": depth, "stemwatch_kind": "page", "download_slot": site},
+        )
+
+    async def start(self):
+        for entry in self.frontier:
+            req = self.page_request(entry["url"], entry.get("depth") or 0, entry.get("referer"), entry.get("site"))
+            if req is not None:
+                yield req
+        for seed in self.seeds:
+            site = seed.get("site") or site_key(seed["url"])
+            for url in [seed["url"], *seed.get("extra_urls", [])]:
+                req = self.page_request(url, 0, site=site)
+                if req is not None:
+                    yield req
+            if self.use_sitemaps:
+                base = "{0.scheme}://{0.netloc}".format(urlsplit(seed["url"]))
+                yield scrapy.Request(
+                    base + "/robots.txt", callback=self.parse_robots, errback=self.aux_failed,
+                    dont_filter=True, priority=5,
+                    meta={"site": site, "stemwatch_kind": "robots", "dont_obey_robotstxt": True,
+                          "download_slot": site},
+                )
+                yield self.sitemap_request(base + "/sitemap.xml", site)
+
+    def sitemap_request(self, url: str, site: str):
+        if self.sitemaps_per_site[site] >= 10 or self.in_scope(url) != site:
+            return None
+        self.sitemaps_per_site[site] += 1
+        return scrapy.Request(
+            url, callback=self.parse_sitemap, errback=self.aux_failed, dont_filter=True, priority=5,
+            meta={"site": site, "stemwatch_kind": "sitemap", "depth_reset": True, "depth": 0,
+                  "download_slot": site},
+        )
+
+    # -- callbacks -------------------------------------------------------------
+    def parse_robots(self, response):
+        if response.status != 200:
+            return
+        site = response.meta["site"]
+        for url in sitemap_urls_from_robots(response.body, base_url=response.url):
+            if canonicalize(url) == canonicalize(response.urljoin("/sitemap.xml")):
+                continue  # fetched anyway
+            req = self.sitemap_request(url, site)
+            if req is not None:
+                yield req
+
+    def parse_sitemap(self, response):
+        if response.status != 200:
+            return
+        site = response.meta["site"]
+        body = response.body
+        if body[:2] == b"\x1f\x8b":
+            try:
+                body = gunzip(body, max_size=self.sitemap_maxsize)
+            except Exception:
+                self.crawler.stats.inc_value("stemwatch/sitemap_errors")
+                return
+        try:
+            sitemap = Sitemap(body)
+        except Exception:
+            self.crawler.stats.inc_value("stemwatch/sitemap_errors")
+            return
+        self.crawler.stats.inc_value("stemwatch/sitemaps")
+        for entry in sitemap:
+            loc = (entry.get("loc") or "").strip()
+            if not loc:
+                continue
+            if sitemap.type == "sitemapindex":
+                req = self.sitemap_request(loc, site)
+            else:
+                req = self.page_request(loc, 1, response.url)
+                if req is not None:
+                    self.crawler.stats.inc_value("stemwatch/from_sitemap")
+            if req is not None:
+                yield req
+
+    def base_item(self, request, **fields) -> PageItem:
+        item = PageItem(
+            site=request.meta.get("site") or site_key(request.url),
+            url=canonicalize(request.meta.get("redirect_urls", [request.url])[0]),
+            fetched_at=utcnow(),
+            depth=request.meta.get("depth", 0),
+            referer=(request.headers.get("Referer") or b"").decode("latin-1") or None,
+            final_url=request.url,
+            status=None, content_type=None, size=None, title=None, text=None, lang=None,
+            cues=None, error=None, headers=None, body=None, links=[],
+        )
+        item.update(fields)
+        return item
+
+    def parse(self, response):
+        request = response.request
+        ctype = (response.headers.get("Content-Type") or b"").decode("latin-1")
+        headers = {
+            k.decode("latin-1").lower(): b", ".join(v).decode("latin-1")
+            for k, v in response.headers.items()
+            if k.decode("latin-1").lower() in _HEADERS_KEPT
+        }
+        item = self.base_item(
+            request, final_url=response.url, status=response.status, content_type=ctype or None,
+            headers=headers, size=len(response.body),
+        )
+        self.seen.add(canonicalize(response.url))
+        if "download_stopped" in response.flags:
+            # Not text: recorded from its headers, body never downloaded.
+            length = response.headers.get("Content-Length")
+            item["size"] = int(length) if length and length.isdigit() else None
+            self.crawler.stats.inc_value("stemwatch/not_text")
+            yield item
+            return
+        if response.status >= 400:
+            item["error"] = f"HTTP {response.status}"
+            item["body"] = response.body or None
+            yield item
+            return
+        try:
+            page, kind = read_body(response.body, ctype, response.url)
+        except ContentError as e:
+            item["error"] = str(e)
+            self.crawler.stats.inc_value("stemwatch/content_errors")
+            yield item
+            return
+        item.update(
+            title=page.title or None, text=page.text, lang=page.lang or None, cues=page.cues,
+            body=response.body,
+        )
+        links = []
+        depth = response.meta.get("depth", 0)
+        follow = kind == "html" and not response.meta.get("nofollow")
+        for link in page.links:
+            if not link.startswith(("http://", "https://")):
+                continue
+            canon = canonicalize(link)
+            links.append(canon)
+            if follow:
+                req = self.page_request(canon, depth + 1, response.url)
+                if req is not None:
+                    yield req
+        item["links"] = list(dict.fromkeys(links))
+        yield item
+
+    def failed(self, failure):
+        request = failure.request
+        error = describe_failure(failure)
+        self.crawler.stats.inc_value("stemwatch/fetch_errors")
+        response = getattr(failure.value, "response", None)
+        fields = {"error": error}
+        if response is not None:
+            fields.update(status=response.status, final_url=response.url)
+        yield self.base_item(request, **fields)
+
+    def aux_failed(self, failure):
+        """robots.txt and sitemaps are optional: a failure is only counted."""
+        self.crawler.stats.inc_value("stemwatch/aux_errors")

@@ -1,0 +1,173 @@
+"""Local HTTP servers for crawler tests and the crawl benchmark.
+
+A `Site` is a threaded HTTP server on 127.0.0.1 (port 0: the OS picks a
+free one) with per-path handlers, so each test builds the trap or fault it
+needs: redirect loops, slow answers, resets, gzip bombs, calendars... Every
+request is counted in `site.hits` (path with query) so a test can assert
+what the crawler fetched and how often.
+"""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+Reply = tuple  # (status, headers dict, body bytes)
+
+
+def html(title: str, body: str = "", links=(), lang: str = "en", charset: str | None = "utf-8") -> bytes:
+    meta = f'<meta charset="{charset}">' if charset else ""
+    anchors = "".join(f'<li><a href="{href}">{href}</a></li>' for href in links)
+    doc = (f'<!doctype html><html lang="{lang}"><head>{meta}<title>{title}</title></head>'
+           f"<body><h1>{title}</h1>{body}<ul>{anchors}</ul></body></html>")
+    return doc.encode(charset or "utf-8")
+
+
+def ok(body: bytes, ctype: str = "text/html; charset=utf-8", **headers) -> Reply:
+    return 200, {"Content-Type": ctype, **headers}, body
+
+
+def redirect(location: str, status: int = 302) -> Reply:
+    return status, {"Location": location, "Content-Type": "text/html"}, b""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default of 5 drops connections under load
+    allow_reuse_address = True
+
+
+class Site:
+    """A web site on 127.0.0.1. `routes` maps a path (or path?query, or a
+    prefix ending in '*') to a Reply or to a callable(handler, path, query)
+    returning a Reply, or None when it wrote the answer itself."""
+
+    def __init__(self, routes: dict | None = None, default=None, robots: str | None = None):
+        self.routes = dict(routes or {})
+        if robots is not None:
+            self.routes["/robots.txt"] = ok(robots.encode(), "text/plain")
+        self.default = default
+        self.hits: Counter = Counter()
+        self.user_agents: set[str] = set()
+        self.log: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                site._handle(self)
+
+            def do_HEAD(self):
+                site._handle(self)
+
+        self.server = _Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def url(self, path: str = "/") -> str:
+        return self.base + path
+
+    def start(self) -> "Site":
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def route_for(self, path: str, query: str):
+        full = f"{path}?{query}" if query else path
+        if full in self.routes:
+            return self.routes[full]
+        if path in self.routes:
+            return self.routes[path]
+        prefixes = [p for p in self.routes if p.endswith("*") and full.startswith(p[:-1])]
+        if prefixes:
+            return self.routes[max(prefixes, key=len)]
+        return self.default
+
+    def _handle(self, handler: BaseHTTPRequestHandler):
+        parts = urlsplit(handler.path)
+        full = f"{parts.path}?{parts.query}" if parts.query else parts.path
+        with self._lock:
+            self.hits[full] += 1
+            self.log.append((time.monotonic(), full))
+            self.user_agents.add(handler.headers.get("User-Agent", ""))
+        route = self.route_for(parts.path, parts.query)
+        if callable(route):
+            route = route(handler, parts.path, parts.query)
+            if route is None:
+                return
+        if route is None:
+            route = (404, {"Content-Type": "text/html"}, html("Not found"))
+        status, headers, body = route
+        try:
+            handler.send_response(status)
+            for k, v in headers.items():
+                handler.send_header(k, v)
+            if "Content-Length" not in headers:
+                handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            if handler.command != "HEAD":
+                handler.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    # -- handlers for faults ----------------------------------------------------
+    @staticmethod
+    def slow(seconds: float, reply: Reply):
+        def handle(handler, path, query):
+            time.sleep(seconds)
+            return reply
+        return handle
+
+    @staticmethod
+    def reset(handler, path, query):
+        """Close the connection with a TCP RST before any answer."""
+        handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        handler.connection.close()
+        handler.close_connection = True
+        return None
+
+
+def gzip_bomb(size: int) -> bytes:
+    """`size` bytes of zeros, gzip-compressed (about 1000x smaller)."""
+    return gzip.compress(b"\0" * size, compresslevel=9)
+
+
+def generated_site(pages: int, links_per_page: int = 5, words: int = 120, claim_every: int = 10):
+    """Routes of a site of `pages` interlinked pages (/p/0 ... /p/N-1); every
+    `claim_every`-th page makes a clinic-style claim."""
+    filler = ("Our clinic offers consultations and care plans for patients and families. " * (words // 10))
+
+    def page(handler, path, query):
+        try:
+            n = int(path.rsplit("/", 1)[1])
+        except ValueError:
+            return 404, {"Content-Type": "text/html"}, html("Not found")
+        if n >= pages:
+            return 404, {"Content-Type": "text/html"}, html("Not found")
+        links = [f"/p/{(n * links_per_page + k + 1) % pages}" for k in range(links_per_page)]
+        claim = ("<p>Stem cell therapy cures Parkinson's disease and regrows cartilage, guaranteed.</p>"
+                 if claim_every and n % claim_every == 0 else "")
+        return ok(html(f"Page {n}", f"<p>{filler}</p>{claim}", links))
+
+    return {"/": ok(html("Home", "<p>Welcome</p>", ["/p/0"])), "/p/*": page}
