@@ -1,0 +1,137 @@
+"""Schema evolution: an older database upgrades in place, keeping every row;
+a newer one is refused; a failing upgrade leaves the database as it was."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+from history_helpers import claim, crawl_with, status_by_sentence
+
+from analysis import storage
+from analysis.cli import cli
+from analysis.reviews import add_review
+from analysis.storage import MIGRATIONS, Store, StoreError
+
+FOUNDATION_TABLES = ("crawls", "sites", "pages", "claims", "snapshots", "links")
+FDA = claim("regulatory-misrepresentation", "Our stem cell therapy is FDA approved.")
+CURE = claim("disease-cure", "Stem cells cure Parkinson's disease.")
+GUARANTEE = claim("miracle-guarantee", "Results guaranteed or your money back.")
+
+
+def dump(path, tables=FOUNDATION_TABLES) -> dict:
+    conn = sqlite3.connect(path)
+    try:
+        return {t: sorted(conn.execute(f"select * from [{t}]").fetchall(), key=repr) for t in tables}
+    finally:
+        conn.close()
+
+
+def applied(path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [r[0] for r in conn.execute("select name from _sqlite_migrations order by id")]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def foundation_db(db_path):
+    """A database as the foundation release wrote it: m001 only, two crawls."""
+    store = Store(db_path, migrate=False)
+    MIGRATIONS.apply(store.db, stop_before="m002_history")
+    crawl_with(store, {"/": [FDA, CURE], "/b": [GUARANTEE]}, on=1)
+    crawl_with(store, {"/": [CURE], "/b": 404}, on=8)
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    assert applied(db_path) == ["m001_foundation"]
+    return db_path
+
+
+def test_upgrade_keeps_every_row_and_backs_up_first(foundation_db):
+    before = dump(foundation_db)
+    assert sum(len(rows) for rows in before.values()) > 10
+    store = Store(foundation_db)
+    try:
+        assert applied(foundation_db) == [m.name for m in MIGRATIONS._migrations]
+        assert dump(foundation_db) == before
+        st = status_by_sentence(store.db)  # the new views work on the old rows
+        assert [st[c.sentence]["present"] for c in (FDA, CURE, GUARANTEE)] == [0, 1, 0]
+    finally:
+        store.close()
+    backup = foundation_db.with_name(foundation_db.name + ".before-m002_history.bak")
+    assert applied(backup) == ["m001_foundation"] and dump(backup) == before
+    assert sqlite3.connect(backup).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_reopening_an_upgraded_database_changes_nothing(foundation_db):
+    Store(foundation_db).close()
+    backups = sorted(p.name for p in foundation_db.parent.iterdir() if p.name.endswith(".bak"))
+    store = Store(foundation_db)
+    assert store.migrate() == []
+    store.close()
+    assert sorted(p.name for p in foundation_db.parent.iterdir() if p.name.endswith(".bak")) == backups
+
+
+def test_newer_database_is_refused_untouched(db_path):
+    Store(db_path).close()
+    conn = sqlite3.connect(db_path)
+    conn.execute("insert into _sqlite_migrations (migration_set, name, applied_at) "
+                 "values ('stemwatch', 'm099_from_the_future', '2027-01-01')")
+    conn.commit()
+    conn.close()
+    data = db_path.read_bytes()
+    with pytest.raises(StoreError, match="newer stemwatch.*m099_from_the_future"):
+        Store(db_path)
+    assert db_path.read_bytes() == data
+    result = CliRunner().invoke(cli, ["changes", "--db", str(db_path)])
+    assert result.exit_code == 1 and "newer stemwatch" in result.output
+
+
+def test_failing_upgrade_rolls_back_all_pending_migrations(foundation_db, monkeypatch):
+    before = dump(foundation_db)
+
+    def m003_broken(db):
+        db["claims"].add_column("confidence", float)
+        raise RuntimeError("migration bug")
+
+    broken = MIGRATIONS._Migration("m003_broken", m003_broken)
+    monkeypatch.setattr(MIGRATIONS, "_migrations", [*MIGRATIONS._migrations, broken])
+    with pytest.raises(RuntimeError, match="migration bug"):
+        Store(foundation_db)
+    assert applied(foundation_db) == ["m001_foundation"]
+    assert dump(foundation_db) == before
+    conn = sqlite3.connect(foundation_db)
+    names = {r[0] for r in conn.execute("select name from sqlite_master")}
+    columns = {r[1] for r in conn.execute("pragma table_info(claims)")}
+    conn.close()
+    assert "reviews" not in names and "claim_status" not in names and "confidence" not in columns
+
+
+def test_reviews_survive_a_later_migration(db_path, monkeypatch):
+    store = Store(db_path)
+    crawl_with(store, {"/": [FDA]})
+    add_review(store.db, "1", "confirmed", "checked", reviewer="ana")
+    store.close()
+
+    def m003_rebuild_claims(db):  # a table rebuild, as sqlite-utils' transform does
+        db["claims"].add_column("confidence", float)
+        db["claims"].transform(types={"confidence": float})
+
+    later = MIGRATIONS._Migration("m003_rebuild_claims", m003_rebuild_claims)
+    monkeypatch.setattr(MIGRATIONS, "_migrations", [*MIGRATIONS._migrations, later])
+    store = Store(db_path)
+    try:
+        row = status_by_sentence(store.db)[FDA.sentence]
+        assert (row["verdict"], row["reviewer"], row["verdict_note"]) == ("confirmed", "ana", "checked")
+        assert "m003_rebuild_claims" in applied(db_path)
+    finally:
+        store.close()
+
+
+def test_old_database_is_upgraded_by_a_command(foundation_db):
+    result = CliRunner().invoke(cli, ["changes", "--db", str(foundation_db), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert '"removed"' in result.output and "page gone (HTTP 404)" in result.output
+    assert applied(foundation_db)[-1] == storage.MIGRATIONS._migrations[-1].name
