@@ -171,3 +171,52 @@ def generated_site(pages: int, links_per_page: int = 5, words: int = 120, claim_
         return ok(html(f"Page {n}", f"<p>{filler}</p>{claim}", links))
 
     return {"/": ok(html("Home", "<p>Welcome</p>", ["/p/0"])), "/p/*": page}
+
+
+# -- running crawls from tests -------------------------------------------------
+REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
+FAST = {
+    # Politeness lifted for tests only: the servers are ours, on loopback.
+    "DOWNLOAD_DELAY": "0", "AUTOTHROTTLE_ENABLED": "0", "CONCURRENT_REQUESTS_PER_DOMAIN": "4",
+    "STEMWATCH_PROGRESS_INTERVAL": "1", "STEMWATCH_BATCH_SECONDS": "0.5",
+    "DOWNLOAD_TIMEOUT": "3", "RETRY_TIMES": "1", "STEMWATCH_DETECT": "0",
+}
+
+
+def crawl_command(seeds, db_path, *extra, settings: dict | None = None, allow=("127.0.0.1",)) -> list[str]:
+    """argv of `stemwatch crawl` for a test: our hosts allowed, delays lifted."""
+    import sys
+
+    argv = [sys.executable, "-m", "analysis.cli", "crawl", *seeds, "--db", str(db_path)]
+    for host in allow:
+        argv += ["--allow-host", host]
+    for k, v in {**FAST, **(settings or {})}.items():
+        argv += ["-s", f"{k}={v}"]
+    return argv + list(extra)
+
+
+def run_crawl_cli(seeds, db_path, *extra, settings: dict | None = None, allow=("127.0.0.1",), timeout=90):
+    import subprocess
+
+    return subprocess.run(
+        crawl_command(seeds, db_path, *extra, settings=settings, allow=allow),
+        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def pages(db_path) -> dict[str, dict]:
+    """Stored pages of a database by URL path (with query)."""
+    import sqlite3
+    from urllib.parse import urlsplit
+
+    conn = sqlite3.connect(str(db_path))
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = [dict(r) for r in conn.execute("select * from pages order by id")]
+    finally:
+        conn.close()
+    out = {}
+    for row in rows:
+        parts = urlsplit(row["url"])
+        out[parts.path + (f"?{parts.query}" if parts.query else "")] = row
+    return out
