@@ -171,9 +171,11 @@ class ClaimResolver:
                         max(cue.start - end, start - cue.end) <= _EXTEND:
                     start, end = min(start, cue.start), max(end, cue.end)
             sent_cues = page.cues_in(si) + (page.cues_in(heading) if heading is not None else [])
+            support = {page.sent_index(c.start) for c in found if c is not True} - {si, heading}
             stance, cue_text = self.stance.decide(
-                doc, span.start, span.end, sent_cues, is_question=page.is_question(si),
-                page_kind=page_kind)
+                doc, cat, span.start, span.end, sent_cues, first_word=page.first_word(si),
+                is_question=page.is_question(si), page_kind=page_kind,
+                context_cues=[c for i in sorted(support) for c in page.cues_in(i)])
             key = (cat, si)
             kept = best.get(key)
             if kept is not None and (kept._.sw_stance == "promoted" or stance != "promoted"):
@@ -247,6 +249,10 @@ class _PageStructure:
                 j -= 1
         self._heading_cache[si] = found
         return found
+
+    def first_word(self, si: int) -> str:
+        words = self._words(si)
+        return words[0].lower_ if words else ""
 
     def is_question(self, si: int) -> bool:
         words = self._words(si)

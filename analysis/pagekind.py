@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from .models import PAGE_KINDS
 
@@ -22,11 +22,12 @@ class PageKindScorer:
         self.phrase_weight = cfg["phrase_weight"]
         self.max_per_kind = cfg["max_per_kind"]
         self.min_score = cfg["min_score"]
-        self.url_rules = [(r["kind"], re.compile(r["pattern"], re.I), r["weight"]) for r in cfg["url"]]
+        self.url_rules = [(r["kind"], r.get("part", "url"), re.compile(r["pattern"], re.I), r["weight"])
+                          for r in cfg["url"]]
         self.title_rules = [(r["kind"], re.compile(r["pattern"]), r["weight"]) for r in cfg["title"]]
         self.structured = cfg["structured"]
         self.default_stance = cfg["default_stance"]
-        unknown = {k for k, *_ in self.url_rules + self.title_rules} - set(PAGE_KINDS)
+        unknown = {r[0] for r in self.url_rules + self.title_rules} - set(PAGE_KINDS)
         if unknown:
             raise ValueError(f"{config_path}: unknown page kinds {sorted(unknown)}")
 
@@ -38,8 +39,10 @@ class PageKindScorer:
             scores[kind] += self.phrase_weight.get(kind, 1.0) * min(len(phrases), self.max_per_kind)
         url = unquote(url or "").lower()
         if url:
-            for kind, rx, weight in self.url_rules:
-                if rx.search(url):
+            parts = urlsplit(url if "//" in url else "//" + url)
+            where = {"url": url, "host": parts.hostname or "", "path": parts.path or ""}
+            for kind, part, rx, weight in self.url_rules:
+                if rx.search(where[part]):
                     scores[kind] += weight
         if title:
             for kind, rx, weight in self.title_rules:

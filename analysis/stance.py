@@ -2,7 +2,8 @@
 
 The matched words say *what* is claimed; the words around them, and the kind
 of page, say whether the page makes the claim. Hedges ("may help") are not
-cues: a hedged promise is still promoted.
+cues: a hedged promise is still promoted. The rules' knobs live in
+patterns/stance.json.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ NEGATION = "stance:negation"
 STRONG_NEGATION = "stance:negation-strong"
 CAUTION = "stance:caution"
 REPORTING = "stance:reporting"
+RESEARCH = "stance:research"
 OFFER = "stance:offer"
+# Cues that still count when they sit in a sentence that only supplied the claim's context.
+CONTEXT_LABELS = frozenset({STRONG_NEGATION, CAUTION, REPORTING, RESEARCH})
 
 
 @dataclass(frozen=True)
@@ -33,13 +37,23 @@ class StanceRules:
         self.breaks = frozenset(cfg["clause_breaks"])
         self.negated_kinds = frozenset(cfg["negated_on_kinds"])
         self.question_stance = cfg["question_stance"]
+        self.sentence_negators = frozenset(cfg["sentence_negators"])
+        self.research_not_excusing = frozenset(cfg["research_does_not_excuse"])
         self.default_stance = default_stance
 
-    def decide(self, doc, start: int, end: int, cues: list[Cue], *, is_question: bool,
-               page_kind: str) -> tuple[str, str]:
-        """(stance, cue text) for the claim at tokens [start, end) given its sentence's cues."""
+    def decide(self, doc, category: str, start: int, end: int, cues: list[Cue], *,
+               first_word: str = "", is_question: bool = False, page_kind: str = "other",
+               context_cues: list[Cue] = ()) -> tuple[str, str]:
+        """(stance, cue text) for the claim at tokens [start, end).
+
+        cues: the cues of the claim's sentence (and heading); context_cues: those of
+        sentences that supplied the claim's context.
+        """
         outside = [c for c in cues if c.end <= start or c.start >= end]
+        outside += [c for c in context_cues if c.label in CONTEXT_LABELS]
         denial = "negated" if page_kind in self.negated_kinds else "cautionary"
+        if first_word in self.sentence_negators and start > 0:
+            return denial, first_word
         for c in outside:
             if c.label == STRONG_NEGATION:
                 return denial, c.text
@@ -47,7 +61,10 @@ class StanceRules:
             if c.label == NEGATION and c.end <= start and start - c.end <= self.window \
                     and not self._broken(doc, c.end, start):
                 return denial, c.text
-        for label, stance in ((CAUTION, "cautionary"), (REPORTING, "reported")):
+        checks = [(CAUTION, "cautionary"), (REPORTING, "reported")]
+        if category not in self.research_not_excusing:
+            checks.append((RESEARCH, "reported"))
+        for label, stance in checks:
             for c in outside:
                 if c.label == label:
                     return stance, c.text
