@@ -204,8 +204,9 @@ def run_crawl_cli(seeds, db_path, *extra, settings: dict | None = None, allow=("
     )
 
 
-def pages(db_path) -> dict[str, dict]:
-    """Stored pages of a database by URL path (with query)."""
+def pages(db_path, base: str | None = None) -> dict[str, dict]:
+    """Stored pages of a database by URL path (with query); with `base`
+    (e.g. site.base), only that site's."""
     import sqlite3
     from urllib.parse import urlsplit
 
@@ -217,6 +218,33 @@ def pages(db_path) -> dict[str, dict]:
         conn.close()
     out = {}
     for row in rows:
+        if base and not row["url"].startswith(base + "/"):
+            continue
         parts = urlsplit(row["url"])
         out[parts.path + (f"?{parts.query}" if parts.query else "")] = row
     return out
+
+
+def tiny_pdf(text: str, title: str = "Price list") -> bytes:
+    """A one-page PDF whose page shows `text` (Helvetica, ASCII)."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        f"<< /Title ({title}) >>".encode("latin-1"),
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, obj in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + obj + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for off in offsets:
+        out += b"%010d 00000 n \n" % off
+    out += b"trailer\n<< /Size %d /Root 1 0 R /Info 6 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)

@@ -244,6 +244,7 @@ class ClinicsSpider(scrapy.Spider):
             loc = (entry.get("loc") or "").strip()
             if not loc:
                 continue
+            loc = response.urljoin(loc)  # lenient: sitemaps should hold absolute URLs
             if sitemap.type == "sitemapindex":
                 req = self.sitemap_request(loc, site)
             else:

@@ -1,0 +1,174 @@
+"""Real crawls of local sites in a subprocess: scope, links, robots, sitemaps,
+content kinds, identity, claims, the crawl record and the command line."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from tests.servers import Site, generated_site, html, ok, pages, redirect, run_crawl_cli, tiny_pdf
+
+CLAIM = "<p>Our stem cell therapy cures Parkinson's disease and regrows cartilage.</p>"
+
+
+def clinic_routes(other_base: str) -> dict:
+    return {
+        "/robots.txt": ok(b"User-agent: *\nDisallow: /private\nSitemap: /sitemap-pages.xml\n", "text/plain"),
+        "/sitemap-pages.xml": ok(
+            b'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+            b"<url><loc>/orphan</loc></url><url><loc>https://elsewhere.org/x</loc></url></urlset>",
+            "application/xml"),
+        "/": ok(html("Regen Clinic", CLAIM, [
+            "/about", "/treatments?utm_source=news&fbclid=abc#prices", "/treatments",
+            "https://www.fda.gov/consumers/stem-cells", f"{other_base}/", "/private/secret",
+            "/brochure.pdf", "/photo.jpg", "/video", "/notes.txt", "/gone", "/moved",
+        ])),
+        "/about": ok(html("About us", "<p>Founded in 2010.</p>", ["/", "/treatments"])),
+        "/treatments": ok(html("Treatments", "<p>We treat knees.</p>", ["/about"])),
+        "/orphan": ok(html("Only in the sitemap", "<p>Hidden page.</p>")),
+        "/private/secret": ok(html("Secret")),
+        "/brochure.pdf": ok(tiny_pdf("Stem cells regrow cartilage in every knee."), "application/pdf"),
+        "/photo.jpg": ok(b"\xff\xd8\xff" + b"\0" * 1000, "image/jpeg"),
+        "/video": ok(b"\0" * 200_000, "video/mp4"),
+        "/notes.txt": ok(b"Plain notes\n\nline two", "text/plain; charset=utf-8"),
+        "/gone": (404, {"Content-Type": "text/html"}, html("Not here")),
+        "/moved": redirect("/about?sessionid=123"),
+    }
+
+
+@pytest.fixture(scope="module")
+def crawl(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("basic")
+    with Site({"/": ok(html("Other clinic", "<p>Welcome</p>", ["/team"])),
+               "/team": ok(html("Team"))}) as other:
+        with Site(clinic_routes(other.base)) as site:
+            seeds = tmp / "seeds.csv"
+            seeds.write_text(
+                f"url,name,country,state,notes\n{site.url('/')},Regen Clinic,US,FL,ads\n"
+                f"not a url,Broken,,,\n{other.url('/')},Other Clinic,MX,,\n{site.url('/about')},Dup,,,\n"
+            )
+            db = tmp / "crawl.db"
+            result = run_crawl_cli([str(seeds)], db, "--contact", "research@example.org",
+                                   settings={"STEMWATCH_DETECT": "1"})
+            yield {"result": result, "db": db, "site": site, "other": other}
+
+
+def test_exit_status_and_summary(crawl):
+    r = crawl["result"]
+    assert r.returncode == 0, r.stderr
+    assert "seeds.csv:3" in r.stderr and "row skipped" in r.stderr
+    assert "duplicate of site" in r.stderr
+    assert "Crawl 1 finished" in r.stdout
+    assert "Claims by category and stance:" in r.stdout
+    assert "disease-cure" in r.stdout
+    assert "Regen Clinic" in r.stdout and "Other Clinic" in r.stdout
+
+
+def test_pages_fetched_once_in_scope(crawl):
+    site, other = crawl["site"], crawl["other"]
+    hits = site.hits
+    assert hits["/treatments"] == 1  # tracking parameters and fragment dropped
+    assert hits["/about"] == 1
+    assert hits["/orphan"] == 1  # found through the robots.txt sitemap
+    assert hits["/private/secret"] == 0  # robots.txt obeyed
+    assert hits["/photo.jpg"] == 0  # not a page
+    assert other.hits["/team"] == 1
+    stored = pages(crawl["db"], crawl["site"].base)
+    assert stored["/private/secret"]["error"] == "Forbidden by robots.txt"
+    assert "/photo.jpg" not in stored
+    assert not any("utm_source" in u or "fbclid" in u or "sessionid" in u for u in stored)
+
+
+def test_content_kinds(crawl):
+    stored = pages(crawl["db"], crawl["site"].base)
+    assert stored["/brochure.pdf"]["text"] == "Stem cells regrow cartilage in every knee."
+    assert stored["/notes.txt"]["text"] == "Plain notes\nline two"
+    assert stored["/"]["title"] == "Regen Clinic"
+    video = stored["/video"]
+    assert video["content_type"] == "video/mp4" and video["text"] is None and video["error"] is None
+    assert video["sha256"] is None  # body not stored: the download stopped at the headers
+    assert stored["/gone"]["status"] == 404 and stored["/gone"]["error"] == "HTTP 404"
+    moved = stored["/moved"]
+    assert moved["status"] == 200 and moved["final_url"].endswith("/about?sessionid=123")
+
+
+def test_links_recorded_with_outbound_flag(crawl):
+    conn = sqlite3.connect(crawl["db"])
+    rows = conn.execute(
+        "select target, outbound from links where source = ?", [crawl["site"].url("/")]).fetchall()
+    links = dict(rows)
+    assert links["https://www.fda.gov/consumers/stem-cells"] == 1
+    assert links[crawl["other"].url("/")] == 1
+    assert links[crawl["site"].url("/treatments")] == 0
+    assert crawl["site"].url("/treatments?fbclid=abc&utm_source=news") not in links
+
+
+def test_sites_and_crawl_record(crawl):
+    conn = sqlite3.connect(crawl["db"])
+    conn.row_factory = sqlite3.Row
+    site = conn.execute("select * from sites where name = 'Regen Clinic'").fetchone()
+    assert (site["country"], site["state"], site["notes"]) == ("US", "FL", "ads")
+    crawl_row = conn.execute("select * from crawls").fetchone()
+    assert crawl_row["status"] == "finished"
+    stats = json.loads(crawl_row["stats"])
+    assert stats["finish_reason"] == "finished"
+    per_site = stats["per_site"]
+    assert set(per_site) == {f"127.0.0.1:{crawl['site'].port}", f"127.0.0.1:{crawl['other'].port}"}
+    assert per_site[f"127.0.0.1:{crawl['other'].port}"]["pages"] == 2
+    assert stats["stemwatch/pages"] == crawl_row["pages"]
+    assert crawl_row["claims"] > 0 and crawl_row["detector_version"]
+    claims = {r[0] for r in conn.execute(
+        "select category from claims c join pages p on p.id = c.page_id where p.url = ?",
+        [crawl["site"].url("/")])}
+    assert "disease-cure" in claims
+
+
+def test_identity_and_no_listening_ports(crawl):
+    agents = crawl["site"].user_agents
+    assert agents and all("stemwatch" in a and "research@example.org" in a for a in agents)
+    # Telnet console and remote-control server are off: Scrapy logs nothing about them.
+    assert "Telnet" not in crawl["result"].stderr
+    assert "remote" not in crawl["result"].stderr.lower()
+
+
+def test_progress_lines(crawl):
+    assert "pages/s - done" in crawl["result"].stderr
+
+
+def test_page_cap_and_depth_limit(tmp_path):
+    with Site(generated_site(300, links_per_page=3)) as site:
+        db = tmp_path / "cap.db"
+        r = run_crawl_cli([site.url("/")], db, "--max-pages-per-site", "12")
+        assert r.returncode == 0, r.stderr
+        stored = pages(db)
+        assert len(stored) == 12
+        assert sum(n for path, n in site.hits.items() if path.startswith("/p/")) == 11
+        db2 = tmp_path / "depth.db"
+        r = run_crawl_cli([site.url("/")], db2, settings={"DEPTH_LIMIT": "2"})
+        assert r.returncode == 0, r.stderr
+        depths = {row["depth"] for row in pages(db2).values()}
+        assert depths == {0, 1, 2}
+        assert len(pages(db2)) == 1 + 1 + 3  # home, /p/0, its three links
+
+
+def test_unusable_input_fails_clearly(tmp_path):
+    r = run_crawl_cli([str(tmp_path / "nope.csv")], tmp_path / "x.db")
+    assert r.returncode != 0 and "no such seed file" in r.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name\nA\n")
+    r = run_crawl_cli([str(bad)], tmp_path / "x.db")
+    assert r.returncode != 0 and "no 'url' column" in r.stderr
+    r = run_crawl_cli([], tmp_path / "x.db", "--resume")
+    assert r.returncode != 0 and "nothing to resume" in r.stderr
+    assert not (tmp_path / "x.db.jobs").exists()
+
+
+def test_help_ends_with_example():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "analysis.cli", "crawl", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0
+    assert r.stdout.strip().splitlines()[-1].strip().startswith("Options:") or "Example: stemwatch crawl" in r.stdout
