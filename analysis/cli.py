@@ -197,3 +197,51 @@ for _command in _HISTORY_COMMANDS:
 
 if __name__ == "__main__":  # python -m analysis.cli, used by the tests
     cli()
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True,
+              help="table: one line per claim; jsonl: one JSON object per claim")
+def scan(paths, fmt):
+    """Flag claims in saved pages: .html, .htm, .txt files or folders of them.
+
+    Files with no claims print nothing. A file that cannot be read is named
+    on stderr, the others are still scanned, and the exit code is non-zero.
+
+    Example: stemwatch scan page.html
+    """
+    import json
+
+    from .scan import claim_record, format_table, scan_paths
+
+    failed = 0
+    for path, analysis, error in scan_paths(paths):
+        if error:
+            failed += 1
+            click.echo(f"error: {path}: {error}", err=True)
+            continue
+        records = [claim_record(path, analysis, c) for c in analysis.claims]
+        if records:
+            click.echo("\n".join(json.dumps(r, ensure_ascii=False) for r in records)
+                       if fmt == "jsonl" else format_table(records))
+    if failed:
+        raise click.ClickException(f"{failed} path(s) could not be scanned")
+
+
+@cli.command("eval")
+@click.argument("corpus", type=click.Path(dir_okay=False))
+@click.option("--show-errors", is_flag=True, help="List the passages scored wrong, with the claims made or missed")
+def eval_cmd(corpus, show_errors):
+    """Score the detector on a labelled corpus (JSON lines), next to a keyword baseline.
+
+    Example: stemwatch eval corpus.jsonl --show-errors
+    """
+    from .detect import get_detector
+    from .evaluate import evaluate, format_report
+
+    try:
+        report = evaluate(corpus, get_detector())
+    except (OSError, ValueError, KeyError) as e:
+        raise click.ClickException(f"{corpus}: {e}")
+    click.echo(format_report(report, show_errors=show_errors))

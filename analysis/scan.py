@@ -1,0 +1,77 @@
+"""Scan saved files (.html, .htm, .txt, or folders of them) with the detector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .extract import extract_html, extract_text
+from .models import Claim, PageAnalysis
+
+SUFFIXES = (".html", ".htm", ".txt")
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    return [path]
+
+
+def read_page(path: Path) -> dict:
+    """The detector's input for one file: text, title, lang, cues."""
+    suffix = path.suffix.lower()
+    if suffix in (".html", ".htm"):
+        page = extract_html(path.read_bytes())
+    elif suffix == ".txt":
+        page = extract_text(path.read_text(encoding="utf-8", errors="replace"))
+    else:
+        raise ValueError(f"unsupported file type {suffix or '(none)'}; expected one of {', '.join(SUFFIXES)}")
+    return {"text": page.text, "title": page.title, "lang": page.lang, "cues": page.cues}
+
+
+def scan_paths(paths: Iterable[str | Path], detector=None) -> Iterator[tuple[str, PageAnalysis | None, str | None]]:
+    """(path as given, analysis, None) per readable file, (path, None, error) otherwise.
+
+    A folder is scanned for .html, .htm and .txt files; each file found is
+    reported by its path under the folder.
+    """
+    if detector is None:
+        from .detect import get_detector
+
+        detector = get_detector()
+    for given in paths:
+        given = str(given)
+        path = Path(given)
+        if not path.exists():
+            yield given, None, "no such file"
+            continue
+        for f in _files(path):
+            shown = given if f == path else str(f)
+            try:
+                page = read_page(f)
+            except (OSError, ValueError) as e:
+                yield shown, None, getattr(e, "strerror", None) or str(e)
+                continue
+            yield shown, detector.analyze(page["text"], title=page["title"], lang=page["lang"],
+                                          cues=page["cues"]), None
+
+
+def claim_record(path: str, analysis: PageAnalysis, claim: Claim) -> dict:
+    """One scan output row: the claim's fields plus where it was found and the page's kind."""
+    row = {"path": path}
+    row.update(claim.to_dict())
+    row.update(page_kind=analysis.page_kind, lang=analysis.lang,
+               detector_version=analysis.detector_version)
+    return row
+
+
+def format_table(records: list[dict]) -> str:
+    """A plain fixed-width table of scan records."""
+    lines = []
+    for r in records:
+        text = r["text"].replace("\n", " ")
+        if len(text) > 60:
+            text = text[:57] + "..."
+        lines.append(f"{r['path']}:{r['start']}  {r['category']:<32} {r['stance']:<10} "
+                     f"{r['severity']:<6} {text}")
+    return "\n".join(lines)
