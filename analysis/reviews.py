@@ -14,7 +14,7 @@ import os
 
 import sqlite_utils
 
-from .storage import StoreError, utcnow
+from .storage import StoreError, utcnow, write_transaction
 
 VERDICTS = ("confirmed", "false-alarm", "unsure")
 
@@ -53,7 +53,7 @@ def add_review(db: sqlite_utils.Database, ref: str, verdict: str, note: str | No
         **claim, "verdict": verdict, "note": note or None,
         "reviewer": reviewer or default_reviewer(), "reviewed_at": utcnow(),
     }
-    with db.atomic():
+    with write_transaction(db):
         row["id"] = db["reviews"].insert(row).last_pk
     return row
 

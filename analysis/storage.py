@@ -13,6 +13,7 @@ import re
 import shutil
 import sqlite3
 import zlib
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
@@ -119,6 +120,29 @@ def m002_history(db: sqlite_utils.Database):
             db.execute(statement)
 
 
+@contextmanager
+def write_transaction(db: sqlite_utils.Database):
+    """A write transaction that takes the write lock at once (BEGIN IMMEDIATE).
+
+    With sqlite-utils' atomic() (a deferred BEGIN), a transaction that reads
+    before it writes fails at once with "database is locked" when another
+    process committed in between (WAL cannot upgrade a stale snapshot, and
+    the busy timeout does not apply). BEGIN IMMEDIATE waits out the busy
+    timeout instead. Nested, it is a savepoint."""
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 def check_sqlite_file(path: Path) -> None:
     """Refuse, without touching it, a file that is not an SQLite database."""
     if not path.exists() or path.stat().st_size == 0:
@@ -181,14 +205,9 @@ class Store:
         # All pending migrations in one write transaction: all or nothing, and
         # a second process opening the same old database waits, then finds
         # nothing left to do.
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self.db):
             pending = self.pending_migrations()
             MIGRATIONS.apply(self.db)
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
         return pending
 
     def backup(self, dest: str | Path) -> Path:
@@ -208,7 +227,7 @@ class Store:
 
     # -- crawls and sites ------------------------------------------------
     def start_crawl(self, seeds: list[dict], settings: dict | None = None) -> int:
-        with self.db.atomic():
+        with write_transaction(self.db):
             self.upsert_sites(seeds)
             return self.db["crawls"].insert(
                 {
@@ -241,7 +260,7 @@ class Store:
             "select count(*), sum(error is not null) from pages where crawl_id = ?", [crawl_id]
         ).fetchone()
         claims = self.db.execute("select count(*) from claims where crawl_id = ?", [crawl_id]).fetchone()[0]
-        with self.db.atomic():
+        with write_transaction(self.db):
             self.db["crawls"].update(
                 crawl_id,
                 {
@@ -260,7 +279,7 @@ class Store:
         it) keeps its row and id: nothing is duplicated.
         """
         ids = []
-        with self.db.atomic():
+        with write_transaction(self.db):
             for page in pages:
                 links = page.pop("links", None) or []
                 body = page.pop("body", None)
@@ -316,7 +335,7 @@ class Store:
         """Store the detector's verdict on pages, replacing any earlier one
         for the same page, in one transaction. Returns claims written."""
         written = 0
-        with self.db.atomic():
+        with write_transaction(self.db):
             for page_id, analysis in results:
                 page = self.db["pages"].get(page_id)
                 # an unchanged claim keeps its row id, so links to it stay valid
