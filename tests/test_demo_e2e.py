@@ -60,8 +60,10 @@ def test_robots_disallowed_pages_are_not_fetched(demo_run):
     disallowed = [p for e in EXPECTED.values() for p in e.get("robots_disallowed", [])]
     assert disallowed, "the demo must exercise robots.txt"
     for path in disallowed:
-        hits = db.execute("select count(*) from pages where url like ?", [f"%{path}%"]).fetchone()[0]
-        assert hits == 0, path
+        rows = list(db.query("select status, text, sha256, error from pages where url like ?", [f"%{path}%"]))
+        # Not fetched: no status, no body, no text; the skip itself is recorded with its reason.
+        assert all(r["status"] is None and not r["text"] and r["sha256"] is None for r in rows), rows
+        assert all("robots" in (r["error"] or "").lower() for r in rows), rows
 
 
 def test_promoted_categories_per_site(demo_run):
