@@ -283,8 +283,8 @@ class _PageStructure:
             return None
         window = rule.get("window", 0) if scope == "window" else 0
         order = [si] + [i for k in range(1, window + 1) for i in (si - k, si + k)]
-        if heading is not None:
-            order.append(heading)
+        if heading is not None:  # a list item also has its heading's context
+            order += [heading] + [i for k in range(1, window + 1) for i in (heading - k, heading + k)]
         for i in order:
             for c in self.cues.get(i, ()):
                 if c.label == label:

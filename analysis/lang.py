@@ -29,7 +29,8 @@ class LanguageGuesser:
             for lang, words in self.stopwords.items():
                 if w in words:
                     counts[lang] += 1
+        ranked = sorted(counts.values(), reverse=True)
         best = max(counts, key=counts.get)
-        if counts[best] >= self.min_hits and best in supported:
+        if counts[best] >= self.min_hits and (len(ranked) < 2 or ranked[0] > ranked[1]) and best in supported:
             return best
         return self.default

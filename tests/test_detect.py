@@ -1,0 +1,212 @@
+"""Claim detection: each category's promoted form, its near misses, offsets, structure."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from analysis.detect import Detector, get_detector
+from analysis.models import CATEGORIES, PageAnalysis
+
+CLINIC = "https://www.example.org/treatments/"
+
+
+@pytest.fixture(scope="module")
+def det() -> Detector:
+    return get_detector()
+
+
+def promoted(analysis: PageAnalysis) -> set[str]:
+    return {c.category for c in analysis.claims if c.stance == "promoted"}
+
+
+# (text, category expected promoted) -- invented clinic copy for fictional clinics
+POSITIVES_EN = [
+    ("Our umbilical stem cell protocol halts the progression of multiple sclerosis.", "disease-cure"),
+    ("Parkinson's treatment with exosomes is now available at Example Regen Clinic.", "disease-cure"),
+    ("Stem cell therapy may help children with autism speak again.", "disease-cure"),
+    ("With our regenerative cell therapy we treat more than 60 conditions.", "disease-cure"),
+    ("Mesenchymal stem cell infusions for COPD and emphysema: breathe easier.", "disease-cure"),
+    ("Our stem cell injections regrow the cartilage in your knee.", "cartilage-regrowth"),
+    ("Bone-on-bone knees? Stem cell shots can rebuild damaged joints without surgery.", "cartilage-regrowth"),
+    ("Exosome therapy restores worn hip cartilage in weeks.", "cartilage-regrowth"),
+    ("Each amniotic injection contains millions of live stem cells.", "live-cells-in-processed-product"),
+    ("Our cryopreserved Wharton's jelly allograft is rich in viable mesenchymal stem cells.",
+     "live-cells-in-processed-product"),
+    ("Once injected, the stem cells transform into new heart muscle cells.", "tissue-replacement-myth"),
+    ("Stem cells seek out damage and replace the dead cells in your brain.", "tissue-replacement-myth"),
+    ("Our stem cell therapy is FDA-approved for joint pain.", "regulatory-misrepresentation"),
+    ("Because our exosome lab is FDA registered, no FDA approval is needed for treatment.",
+     "regulatory-misrepresentation"),
+    ("Stem cell therapy is a miracle for chronic back pain.", "miracle-guarantee"),
+    ("Guaranteed results or your money back on every stem cell treatment.", "miracle-guarantee"),
+    ("Reverse ageing at the cellular level with placental stem cells.", "miracle-guarantee"),
+    ("Our stem cell treatment is clinically proven to relieve arthritis pain.", "unsupported-efficacy"),
+    ("Stem cell patients at Example Clinic enjoy a 94% success rate.", "unsupported-efficacy"),
+    ("Donor umbilical stem cells carry zero risk of rejection.", "rejection-free"),
+    ("No matching required: cord tissue MSCs work for everyone.", "rejection-free"),
+]
+
+# Near misses: no promoted claim of that category (or of any, where stated).
+NEAR_MISSES_EN = [
+    ("Bone marrow transplants treat leukaemia and lymphoma in children.", "disease-cure"),
+    ("Autism affects about one child in a hundred.", "disease-cure"),
+    ("We bank your baby's cord blood for a future stem cell transplant for leukemia.", "disease-cure"),
+    ("Platelet-rich plasma injections relieve knee pain and we rebuild your strength with physio.",
+     "cartilage-regrowth"),
+    ("Knee replacement surgery restores mobility for bone-on-bone arthritis.", "cartilage-regrowth"),
+    ("Our cord blood bank stores units rich in stem cells for transplant.", "live-cells-in-processed-product"),
+    ("Stem cells will become a larger part of medicine over the next decade.", "tissue-replacement-myth"),
+    ("Our hyaluronic acid gel is FDA approved for knee osteoarthritis.", "regulatory-misrepresentation"),
+    ("Stem cell therapy is not FDA approved for joint pain.", "regulatory-misrepresentation"),
+    ("We call it a miracle that our hospital parking is free on Sundays.", "miracle-guarantee"),
+    ("Stem cell injections carry risks, and we cannot guarantee results.", "miracle-guarantee"),
+    ("Ninety percent of visitors found our parking easy.", "unsupported-efficacy"),
+    ("Organ transplant patients take drugs to prevent rejection.", "rejection-free"),
+]
+
+
+@pytest.mark.parametrize("text,category", POSITIVES_EN)
+def test_promoted_claims_en(det, text, category):
+    analysis = det.analyze(text, url=CLINIC)
+    assert category in promoted(analysis), [(c.category, c.stance, c.text) for c in analysis.claims]
+
+
+@pytest.mark.parametrize("text,category", NEAR_MISSES_EN)
+def test_near_misses_en(det, text, category):
+    analysis = det.analyze(text, url=CLINIC)
+    assert category not in promoted(analysis), [(c.category, c.stance, c.text) for c in analysis.claims]
+
+
+def test_every_category_has_a_positive_and_a_near_miss():
+    assert {c for _, c in POSITIVES_EN} == set(CATEGORIES)
+    assert {c for _, c in NEAR_MISSES_EN} == set(CATEGORIES)
+
+
+POSITIVES_ES = [
+    ("Nuestro tratamiento con células madre detiene el avance del autismo.", "disease-cure"),
+    ("Terapia con células madre mesenquimales para la esclerosis múltiple en nuestra clínica.", "disease-cure"),
+    ("Las células madre regeneran el cartílago de su rodilla sin cirugía.", "cartilage-regrowth"),
+    ("Cada inyección de tejido amniótico contiene millones de células madre vivas.",
+     "live-cells-in-processed-product"),
+    ("La terapia con células madre es un milagro para el dolor crónico.", "miracle-guarantee"),
+    ("Resultados garantizados con nuestras células madre del cordón umbilical.", "miracle-guarantee"),
+]
+NEAR_MISSES_ES = [
+    ("El trasplante de médula ósea trata la leucemia y el linfoma.", "disease-cure"),
+    ("El autismo afecta a uno de cada cien niños.", "disease-cure"),
+    ("El cartílago no vuelve a crecer: las células madre no regeneran el cartílago.", "cartilage-regrowth"),
+    ("Guardamos la sangre de cordón en nuestro banco para un trasplante futuro.",
+     "live-cells-in-processed-product"),
+    ("Fue un milagro encontrar estacionamiento.", "miracle-guarantee"),
+]
+
+
+@pytest.mark.parametrize("text,category", POSITIVES_ES)
+def test_promoted_claims_es(det, text, category):
+    analysis = det.analyze(text, url=CLINIC)
+    assert analysis.lang == "es"
+    assert category in promoted(analysis), [(c.category, c.stance, c.text) for c in analysis.claims]
+
+
+@pytest.mark.parametrize("text,category", NEAR_MISSES_ES)
+def test_near_misses_es(det, text, category):
+    analysis = det.analyze(text, url=CLINIC, lang="es")
+    assert category not in promoted(analysis), [(c.category, c.stance, c.text) for c in analysis.claims]
+
+
+def test_offsets_point_at_the_matched_words(det):
+    text = ("Welcome to Example Regen.\n"
+            "Our stem cell injections regrow the cartilage in your knee. "
+            "We treat autism with umbilical stem cells — book now.")
+    analysis = det.analyze(text, url=CLINIC)
+    assert len(analysis.claims) >= 2
+    for c in analysis.claims:
+        assert text[c.start:c.end] == c.text
+        assert c.text in c.sentence
+        assert c.why and c.severity in ("high", "medium", "low") and c.pattern
+
+
+def test_curly_apostrophes_match_like_straight_ones(det):
+    analysis = det.analyze("Wharton\u2019s jelly injections contain live stem cells.", url=CLINIC)
+    claim = next(c for c in analysis.claims if c.category == "live-cells-in-processed-product")
+    assert claim.stance == "promoted"
+
+
+def test_heading_and_bullets_form_one_claim(det):
+    text = "Stem cell therapy at Example Clinic\nConditions we treat:\nAutism\nMultiple sclerosis\nCOPD"
+    analysis = det.analyze(text, url=CLINIC)
+    items = {c.text: c for c in analysis.claims if c.category == "disease-cure"}
+    assert {"Autism", "Multiple sclerosis", "COPD"} <= set(items)
+    assert items["Autism"].sentence == "Conditions we treat: … Autism"
+    assert all(c.stance == "promoted" for c in items.values())
+
+
+def test_page_heading_names_the_claim(det):
+    analysis = det.analyze("Stem cell therapy for COPD\nCOPD makes every breath hard.", url=CLINIC)
+    first = analysis.claims[0]
+    assert first.category == "disease-cure" and first.stance == "promoted"
+    assert first.sentence == "Stem cell therapy for COPD"
+
+
+def test_title_supplies_stem_cell_context(det):
+    text = "Parkinson's disease treatment\nWe treat Parkinson's disease at our clinic."
+    without = det.analyze(text, url=CLINIC, title="Example Clinic")
+    with_title = det.analyze(text, url=CLINIC, title="Stem cell therapy | Example Clinic")
+    assert "disease-cure" not in promoted(without)
+    assert "disease-cure" in promoted(with_title)
+
+
+def test_one_claim_per_category_and_sentence(det):
+    analysis = det.analyze("Our stem cells treat autism, Parkinson's, ALS and multiple sclerosis.", url=CLINIC)
+    assert [c.category for c in analysis.claims].count("disease-cure") == 1
+
+
+def test_severity_rule(det):
+    analysis = det.analyze("Our stem cell injections cure autism. Our stem cells regrow knee cartilage. "
+                           "Beware of clinics that promise stem cells cure autism.", url=CLINIC)
+    by = {(c.category, c.stance): c.severity for c in analysis.claims}
+    assert by[("disease-cure", "promoted")] == "high"
+    assert by[("cartilage-regrowth", "promoted")] == "medium"
+    assert by[("disease-cure", "cautionary")] == "low"
+
+
+def test_empty_and_neutral_text(det):
+    assert det.analyze("").claims == []
+    assert det.analyze("The weather was mild and the market closed higher.").claims == []
+
+
+def test_analyze_many_keeps_order_and_languages(det):
+    pages = [
+        {"text": "Our stem cells cure autism.", "url": CLINIC},
+        {"text": "Nuestras células madre curan el autismo en nuestra clínica.", "url": CLINIC},
+        {"text": "Nothing to see here."},
+        {"text": "Our amniotic injections contain live stem cells.", "url": CLINIC, "lang": "en"},
+    ] * 3
+    single = [det.analyze(p["text"], url=p.get("url", ""), lang=p.get("lang", "")) for p in pages]
+    many = list(det.analyze_many(pages, n_process=2, batch_size=2))
+    assert [a.lang for a in many] == ["en", "es", "en", "en"] * 3
+    assert [[c.to_dict() for c in a.claims] for a in many] == [[c.to_dict() for c in a.claims] for a in single]
+
+
+def test_version_changes_with_pattern_files(tmp_path, det):
+    patterns = tmp_path / "patterns"
+    shutil.copytree(det.patterns_dir, patterns)
+    same = Detector(patterns)
+    assert same.version == det.version
+    with open(patterns / "claims_en.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"label": "miracle-guarantee", "pattern": "wonder shot", "id": "test-wonder"}\n')
+    changed = Detector(patterns)
+    assert changed.version != det.version
+    analysis = changed.analyze("Our stem cell wonder shot fixes everything.", url=CLINIC)
+    assert any(c.pattern == "test-wonder" for c in analysis.claims)
+
+
+def test_unknown_category_in_patterns_is_refused(tmp_path, det):
+    patterns = tmp_path / "patterns"
+    shutil.copytree(det.patterns_dir, patterns)
+    with open(patterns / "claims_en.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"label": "snake-oil", "pattern": "elixir", "id": "bad"}\n')
+    with pytest.raises(ValueError, match="snake-oil"):
+        Detector(patterns)
