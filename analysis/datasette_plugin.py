@@ -19,7 +19,13 @@ def highlight(sentence: str, text: str) -> Markup:
 
 @hookimpl
 def render_cell(row, value, column, table, database, datasette):
-    if table == "claims" and column == "sentence" and isinstance(value, str):
+    if table == "claims" and column == "claim_key" and isinstance(value, str):
+        # The claim's identity links to the review form, pre-filled with its id.
+        # (Datasette renders the primary key column itself, so not there.)
+        return Markup('<a href="{path}?claim_id={id}" title="Mark this claim">review</a> {key}').format(
+            id=row["id"], key=value, path=datasette.urls.database(database) + "/mark_claim"
+        )
+    if table in ("claims", "claim_changes", "claim_status") and column == "sentence" and isinstance(value, str):
         try:
             text = row["text"]
         except (KeyError, IndexError):

@@ -40,6 +40,23 @@ CANNED_QUERIES = {
             "from crawls order by id desc"
         ),
     },
+    "mark_claim": {
+        "title": "Mark a claim",
+        "description": (
+            "Record your verdict on a claim: confirmed, false-alarm or unsure. Verdicts are "
+            "kept per claim identity, so they survive new crawls and re-analysis; a new "
+            "verdict is added to the history, never written over the old one."
+        ),
+        "sql": (
+            "insert into reviews (claim_key, claim_id, verdict, note, reviewer, reviewed_at)\n"
+            "select claim_key, id, :verdict, nullif(:note, ''), nullif(:reviewer, ''),\n"
+            "       strftime('%Y-%m-%dT%H:%M:%SZ', 'now')\n"
+            "from claims where id = :claim_id"
+        ),
+        "write": True,
+        "on_success_message": "Verdict recorded.",
+        "on_error_message": "Not recorded: the verdict must be confirmed, false-alarm or unsure.",
+    },
     "outbound_links": {
         "title": "Who links to whom",
         "description": "Off-site links found on crawled pages, counted by target site.",
@@ -88,6 +105,25 @@ def metadata_for(db_path: str | Path) -> dict:
                         "facets": ["outbound", "target_site"],
                     },
                     "snapshots": {"hidden": True},
+                    "claim_changes": {
+                        "description": (
+                            "Claims new, returned or removed between two successful fetches of a page. "
+                            "'removed' means present when previous_observed_at was fetched, absent at "
+                            "observed_at: never a deletion date. A failed fetch makes no change."
+                        ),
+                        "facets": ["change", "site", "category", "stance"],
+                        "sort_desc": "crawl_id",
+                    },
+                    "claim_status": {
+                        "description": "Each claim identity: first and last seen, whether still present, and the latest verdict.",
+                        "facets": ["present", "category", "stance", "site", "verdict"],
+                    },
+                    "claim_verdicts": {"description": "The latest reviewer verdict on each claim."},
+                    "reviews": {
+                        "description": "Every verdict ever recorded (append-only). Use the 'Mark a claim' query to add one.",
+                        "facets": ["verdict", "reviewer"],
+                    },
+                    "page_history": {"description": "Every fetch of every page, with its snapshot hash and whether the body changed."},
                 },
             }
         },

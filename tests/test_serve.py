@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -91,3 +92,25 @@ def test_serve_refuses_a_file_that_is_not_a_database(tmp_path):
 )
 def test_highlight(sentence, text, expected):
     assert str(highlight(sentence, text)) == expected
+
+
+def test_journalist_marks_a_claim_through_datasette(served, db_path):
+    base, name = served
+    status, html = _get(f"{base}/{name}/claims")
+    assert "mark_claim?claim_id=1" in html
+    status, form = _get(f"{base}/{name}/mark_claim?claim_id=1")
+    assert status == 200 and 'name="verdict"' in form
+    data = urllib.parse.urlencode(
+        {"claim_id": "1", "verdict": "confirmed", "note": "still on the site", "reviewer": "ana"}
+    ).encode()
+    with urllib.request.urlopen(urllib.request.Request(f"{base}/{name}/mark_claim", data=data), timeout=10) as r:
+        assert r.status == 200
+    status, body = _get(f"{base}/{name}/claim_verdicts.json?_shape=array")
+    [verdict] = json.loads(body)
+    assert (verdict["verdict"], verdict["reviewer"], verdict["note"]) == ("confirmed", "ana", "still on the site")
+    # A verdict outside the three allowed is refused by the table's CHECK.
+    bad = urllib.parse.urlencode({"claim_id": "1", "verdict": "maybe", "note": "", "reviewer": ""}).encode()
+    with urllib.request.urlopen(urllib.request.Request(f"{base}/{name}/mark_claim", data=bad), timeout=10):
+        pass
+    status, body = _get(f"{base}/{name}/reviews.json?_shape=array")
+    assert [r["verdict"] for r in json.loads(body)] == ["confirmed"]
