@@ -51,6 +51,10 @@ class StanceRules:
         """
         outside = [c for c in cues if c.end <= start or c.start >= end]
         outside += [c for c in context_cues if c.label in CONTEXT_LABELS]
+        # "no" inside "no proof" is part of a caution cue, not a denial of its own
+        longer = [c for c in outside if c.label != NEGATION]
+        outside = [c for c in outside if c.label != NEGATION or not any(
+            o.start <= c.start and c.end <= o.end for o in longer)]
         denial = "negated" if page_kind in self.negated_kinds else "cautionary"
         if first_word in self.sentence_negators and start > 0:
             return denial, first_word

@@ -1,0 +1,69 @@
+"""Page kind from URL, title, text cues and HTML structure."""
+
+from __future__ import annotations
+
+import pytest
+
+from analysis.detect import get_detector
+from analysis.extract import extract_html
+from analysis.pagekind import PageKindScorer
+
+
+@pytest.fixture(scope="module")
+def det():
+    return get_detector()
+
+
+@pytest.fixture(scope="module")
+def scorer(det):
+    return PageKindScorer(det.patterns_dir / "pagekind.json")
+
+
+CASES = [
+    ("clinic", "https://www.example-regen-clinic.com/treatments/knee/",
+     "Book a free consultation with our doctors today. We offer stem cell injections for your knee. "
+     "Call us to schedule an appointment."),
+    ("news", "https://www.example-times.com/news/2025/04/stem-cell-ruling",
+     "A federal court ruled on Tuesday against two clinics, the agency said in a statement. "
+     "The company declined to comment, according to a spokesperson."),
+    ("academic", "https://doi.org/10.0000/example.123",
+     "Here we review the evidence on mesenchymal stromal cells. In this review we summarise randomized "
+     "controlled trials and conclude that further research is needed."),
+    ("regulator", "https://www.fda.gov/consumers/consumer-updates/example",
+     "The FDA is warning consumers. Report problems to the agency; be aware that registration is not approval."),
+    ("advocacy", "https://www.example-patients-foundation.org/resources/questions",
+     "Questions to ask before any treatment: ask your doctor whether the product is approved. "
+     "Our resources help families make an informed decision."),
+    ("other", "", "The weather was pleasant and the train arrived on time."),
+]
+
+
+@pytest.mark.parametrize("kind,url,text", CASES)
+def test_page_kind(det, kind, url, text):
+    assert det.analyze(text, url=url).page_kind == kind
+
+
+def test_structured_cues_make_a_clinic(det):
+    html = ("<html><body><h1>Regenerative injections</h1><p>Restore your mobility.</p>"
+            "<form action='/book'><input name='email'></form><a href='tel:+15550100'>Call</a>"
+            "<p>Packages from $4,900.</p></body></html>")
+    page = extract_html(html, "https://www.example.org/")
+    bare = det.analyze(page.text, url="https://www.example.org/")
+    with_cues = det.analyze(page.text, url="https://www.example.org/", cues=page.cues)
+    assert bare.page_kind == "other"
+    assert with_cues.page_kind == "clinic"
+
+
+def test_byline_and_article_tags_make_news(scorer):
+    cues = {"article_tags": 1, "time_tags": 2, "author": "A. Reporter", "published": "2025-01-01"}
+    assert scorer.kind({}, "", "", cues) == "news"
+    assert scorer.kind({}, "", "", {}) == "other"
+
+
+def test_phrase_hits_are_capped(scorer):
+    many = {"clinic": {f"phrase {i}" for i in range(50)}}
+    assert scorer.scores(many)["clinic"] == scorer.phrase_weight["clinic"] * scorer.max_per_kind
+
+
+def test_gov_host_beats_a_clinic_word_in_the_path(scorer):
+    assert scorer.kind({}, "https://www.fda.gov/clinic-warnings/stem-cells") == "regulator"

@@ -1,0 +1,106 @@
+"""Stance from context: negation, caution, reporting, questions, page kind; hedges do not excuse."""
+
+from __future__ import annotations
+
+import pytest
+
+from analysis.detect import get_detector
+
+CLINIC = "https://www.example.org/services/stem-cells/"
+NEWS = "https://news.example.com/2025/03/health/stem-cells/"
+
+
+@pytest.fixture(scope="module")
+def det():
+    return get_detector()
+
+
+def stance_of(det, text, category, **kw):
+    kw.setdefault("url", CLINIC)
+    claims = [c for c in det.analyze(text, **kw).claims if c.category == category]
+    assert claims, f"no {category} claim in {text!r}"
+    return claims[0]
+
+
+# (text, category, expected stance)
+TABLE = [
+    # promoted, including hedged promises
+    ("Stem cell therapy can help children with autism: book a consultation.", "disease-cure", "promoted"),
+    ("Our exosome infusions may improve the symptoms of Parkinson's disease.", "disease-cure", "promoted"),
+    ("Umbilical stem cells have shown promise to regrow knee cartilage.", "cartilage-regrowth", "promoted"),
+    ("Our amniotic shots contain living stem cells.", "live-cells-in-processed-product", "promoted"),
+    ("Donor stem cells are never rejected by the body.", "rejection-free", "promoted"),
+    ("There is no risk of rejection with our cord tissue stem cells.", "rejection-free", "promoted"),
+    ("Studies show that our stem cell treatment works for back pain.", "unsupported-efficacy", "promoted"),
+    # negated: the page denies the claim for its own offer
+    ("We do not claim that stem cells cure autism.", "disease-cure", "negated"),
+    ("Stem cell injections cannot regrow lost knee cartilage.", "cartilage-regrowth", "negated"),
+    ("Our stem cell treatment is not FDA approved.", "regulatory-misrepresentation", "negated"),
+    ("No stem cell product is approved for multiple sclerosis.", "disease-cure", "negated"),
+    ("We cannot promise a miracle: stem cell therapy has risks.", "miracle-guarantee", "negated"),
+    # cautionary: warns about or debunks the claim
+    ("Beware of clinics that promise to cure autism with stem cells.", "disease-cure", "cautionary"),
+    ("So-called live stem cell shots made from amniotic fluid are mostly dead tissue.",
+     "live-cells-in-processed-product", "cautionary"),
+    ("There is no proof that stem cells turn into new heart muscle.", "tissue-replacement-myth", "cautionary"),
+    ("Be wary of clinics that say their exosomes are FDA approved.", "regulatory-misrepresentation", "cautionary"),
+    # reported: someone else makes or tests the claim
+    ("A trial at Example University is testing cord blood in children with autism.", "disease-cure", "reported"),
+    ("Researchers found that stem cells may regrow cartilage in sheep.", "cartilage-regrowth", "reported"),
+    ("According to the agency, the clinic said its stem cells cure Parkinson's disease.", "disease-cure",
+     "reported"),
+    # questions ask, they do not assert
+    ("Can stem cells cure autism?", "disease-cure", "reported"),
+]
+
+
+@pytest.mark.parametrize("text,category,stance", TABLE)
+def test_stance_table(det, text, category, stance):
+    claim = stance_of(det, text, category)
+    assert claim.stance == stance, (claim.text, claim.cue)
+    assert (claim.cue == "") == (stance == "promoted")
+
+
+def test_negation_inside_the_claim_is_not_a_denial(det):
+    claim = stance_of(det, "Our stem cells have no side effects.", "miracle-guarantee")
+    assert claim.stance == "promoted"
+
+
+def test_negation_in_another_clause_does_not_scope(det):
+    text = "Surgery does not help everyone, but our stem cells regrow cartilage in the knee."
+    assert stance_of(det, text, "cartilage-regrowth").stance == "promoted"
+
+
+def test_offer_question_still_promotes(det):
+    claim = stance_of(det, "Who can enrol in our stem cell therapy for autism?", "disease-cure")
+    assert claim.stance == "promoted"
+
+
+def test_research_framing_does_not_excuse_proof_claims(det):
+    claim = stance_of(det, "Studies prove our stem cell therapy is effective for arthritis.",
+                      "unsupported-efficacy")
+    assert claim.stance == "promoted"
+
+
+def test_page_kind_sets_the_default_stance(det):
+    text = "Stem cell therapy restored the patient's cartilage in both knees, the clinic said."
+    assert stance_of(det, text, "cartilage-regrowth", url=NEWS).stance == "reported"
+    plain = "Stem cell therapy restores cartilage in both knees."
+    assert stance_of(det, plain, "cartilage-regrowth", url=CLINIC).stance == "promoted"
+    assert stance_of(det, plain, "cartilage-regrowth", url="https://www.fda.gov/consumers/").stance == "cautionary"
+
+
+def test_context_sentence_cues_count(det):
+    text = ("COPD makes breathing hard and current treatments are limited. "
+            "Mesenchymal stem cell approaches are under study in early trials.")
+    claim = stance_of(det, text, "disease-cure", url="https://www.example.org/copd")
+    assert claim.stance == "reported"
+
+
+def test_spanish_stance(det):
+    assert stance_of(det, "Según los investigadores, las células madre regeneran el cartílago de la rodilla.",
+                     "cartilage-regrowth").stance == "reported"
+    assert stance_of(det, "Desconfíe de las clínicas que prometen curar el autismo con células madre.",
+                     "disease-cure").stance == "cautionary"
+    assert stance_of(det, "Nuestras células madre regeneran el cartílago de la rodilla.",
+                     "cartilage-regrowth").stance == "promoted"
