@@ -23,6 +23,14 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 _HTML_SNIFF = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body|meta|title|div|p)\b", re.I | re.S)
 
 
+# charset_normalizer names of single-byte encodings for Latin scripts.
+LATIN_FAMILY = {
+    "ascii", "latin_1", "cp1250", "cp1252", "cp1254", "cp1257", "cp1258", "iso8859_2", "iso8859_3",
+    "iso8859_4", "iso8859_9", "iso8859_10", "iso8859_13", "iso8859_14", "iso8859_15", "iso8859_16",
+    "mac_roman", "mac_latin2", "mac_iceland", "mac_turkish", "cp850", "cp437",
+}
+
+
 class ContentError(Exception):
     """A body that cannot be read as the page it claims to be."""
 
@@ -70,9 +78,15 @@ def decode_body(body: bytes, content_type: str = "", html: bool = True) -> tuple
         enc = best.encoding if best else None
     except Exception:  # detection is a best effort
         enc = None
+    if enc is None or enc in LATIN_FAMILY:
+        # Single-byte Latin guesses are a coin toss between close cousins
+        # (cp1250 vs cp1252); Windows-1252 is what undeclared Western pages
+        # use and what browsers assume.
+        try:
+            return body.decode("cp1252"), "cp1252"
+        except UnicodeDecodeError:
+            pass
     enc = resolve_encoding(enc or "cp1252") or "cp1252"
-    if enc in ("ascii", "latin-1", "iso8859-1"):
-        enc = "cp1252"  # a superset that browsers use for both
     return body.decode(enc, errors="replace"), enc
 
 

@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.defer import deferred_to_future
-from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
 from analysis.netguard import allowed_hosts, check_host
@@ -97,12 +96,15 @@ class RetryAfterMiddleware:
         stats = self.crawler.stats
         if wait > self.max_wait:
             stats.inc_value("stemwatch/retry_after/too_long")
-            return response  # recorded with its status, not retried
+            request.meta["dont_retry"] = True  # nor by RetryMiddleware, right after us
+            return response  # recorded with its status
         retry = get_retry_request(
             request, spider=self.crawler.spider, reason=f"{response.status} Retry-After {wait:g}s",
         )
         if retry is None:
             return response
+        from twisted.internet import reactor  # here: importing it installs one
+
         stats.inc_value("stemwatch/retry_after/honoured")
         self._slow_site(request, wait)
         if wait > 0:
@@ -116,6 +118,15 @@ class RetryAfterMiddleware:
             slot = downloader.slots.get(key)
         except AttributeError:
             return
-        wait = min(wait, 30.0)  # AutoThrottle brings it down again
-        if slot is not None and slot.delay < wait:
-            slot.delay = wait
+        if slot is None or slot.delay >= wait:
+            return
+        # The site's next request waits `wait` seconds; then the delay is
+        # what it was (unless something else changed it meanwhile).
+        before, slot.delay = slot.delay, wait
+        from twisted.internet import reactor
+
+        def restore():
+            if slot.delay == wait:
+                slot.delay = before
+
+        deferLater(reactor, wait, restore)

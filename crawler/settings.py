@@ -83,8 +83,9 @@ TWISTED_DNS_RESOLVER = "crawler.resolver.GuardedResolver"
 DOWNLOADER_MIDDLEWARES = {
     # Before anything else and again for every redirected request.
     "crawler.middlewares.PrivateAddressGuard": 50,
-    # Next to RetryMiddleware (550): honours Retry-After on 429/503.
-    "crawler.middlewares.RetryAfterMiddleware": 549,
+    # Sees responses just before RetryMiddleware (550; responses go through
+    # middlewares in decreasing order): honours Retry-After on 429/503.
+    "crawler.middlewares.RetryAfterMiddleware": 551,
 }
 ITEM_PIPELINES = {"crawler.pipelines.StoragePipeline": 300}
 EXTENSIONS = {

@@ -42,6 +42,9 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # the default of 5 drops connections under load
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        pass  # resets and timeouts are what some tests are about
+
 
 class Site:
     """A web site on 127.0.0.1. `routes` maps a path (or path?query, or a

@@ -15,7 +15,15 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 import scrapy
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadCancelledError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+)
 from scrapy.utils.gz import gunzip
 from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
 from twisted.internet.error import (
@@ -69,16 +77,21 @@ def describe_failure(failure) -> str:
     host = urlsplit(request.url).hostname if request is not None else ""
     if failure.check(IgnoreRequest):
         return str(exc) or "ignored"
-    if failure.check(DNSLookupError):
+    if failure.check(DNSLookupError, CannotResolveHostError):
         reason = blocked_reason(host or "")
         return reason or f"dns: cannot resolve {host}"
-    if failure.check(TimeoutError, TCPTimedOutError):
+    if failure.check(TimeoutError, TCPTimedOutError, DownloadTimeoutError):
         return "timeout: " + (str(exc).strip() or "no response in time")
-    if failure.check(ConnectionRefusedError):
+    if failure.check(ConnectionRefusedError, DownloadConnectionRefusedError):
         return "connection refused"
-    if failure.check(ConnectionLost, ResponseFailed, ResponseNeverReceived):
-        reasons = getattr(exc, "reasons", None)
-        detail = "; ".join(str(r.value) for r in reasons) if reasons else str(exc)
+    if failure.check(ResponseDataLossError):
+        return f"incomplete response: {exc}"[:300]
+    if failure.check(DownloadCancelledError):
+        return f"download cancelled: {exc}"[:300]
+    if failure.check(ConnectionLost, ResponseFailed, ResponseNeverReceived, DownloadFailedError):
+        cause = exc.__cause__ or exc
+        reasons = getattr(cause, "reasons", None)
+        detail = "; ".join(str(r.value) for r in reasons) if reasons else str(cause)
         return f"connection lost: {detail}"[:300]
     if failure.check(ConnectError):
         return f"connect failed: {exc}"[:300]
