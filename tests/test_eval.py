@@ -1,0 +1,92 @@
+"""evaluate(): passage-level scoring of promoted categories, false alarms, page kind, baseline."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from analysis.detect import get_detector
+from analysis.evaluate import KeywordBaseline, evaluate, format_report, score
+
+ROWS = [
+    {"id": "t1", "url": "https://www.example-regen.org/autism", "lang": "en", "page_kind": "clinic",
+     "text": "Our umbilical stem cell therapy reverses autism. Book a consultation today.",
+     "promoted": ["disease-cure"], "mentioned": [], "disputed": []},
+    {"id": "t2", "url": "https://www.example-regen.org/knees", "lang": "en", "page_kind": "clinic",
+     "text": "Our stem cell injections regrow knee cartilage. Zero risk of rejection with donor cells. Call us today.",
+     "promoted": ["cartilage-regrowth", "rejection-free"], "mentioned": [], "disputed": ["miracle-guarantee"]},
+    {"id": "t3", "url": "https://news.example.com/2025/01/stem-cells", "lang": "en", "page_kind": "news",
+     "text": "Regulators warned that clinics falsely claim stem cells cure autism, a spokesperson said.",
+     "promoted": [], "mentioned": ["disease-cure"], "disputed": []},
+    {"id": "t4", "url": "https://www.example.org/bakery", "lang": "en", "page_kind": None,
+     "text": "A miracle of a croissant: our bakery guarantees fresh bread.",
+     "promoted": [], "mentioned": [], "disputed": []},
+    {"id": "t5", "url": "https://www.example-regen.org/faq", "lang": "en", "page_kind": "clinic",
+     "text": "Stem cells help the body heal. Book a consultation with our doctors.",
+     "promoted": ["unsupported-efficacy"], "mentioned": [], "disputed": []},
+]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    path = tmp_path_factory.mktemp("corpus") / "corpus.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in ROWS) + "\n", encoding="utf-8")
+    return evaluate(path, get_detector())
+
+
+def test_detector_scores(report):
+    d = report["detector"]
+    assert d["categories"]["disease-cure"]["tp"] == 1
+    assert d["categories"]["cartilage-regrowth"]["tp"] == 1
+    assert d["categories"]["rejection-free"]["tp"] == 1
+    assert d["categories"]["unsupported-efficacy"]["fn"] == 1  # t5 is deliberately unfindable
+    assert d["micro"]["tp"] == 3 and d["micro"]["fn"] == 1 and d["micro"]["fp"] == 0
+    assert d["micro"]["precision"] == 1.0 and d["micro"]["recall"] == pytest.approx(0.75)
+    assert d["negatives"] == 2 and d["false_alarm_rate"] == 0.0
+
+
+def test_baseline_is_scored_in_the_same_run(report):
+    b = report["baseline"]
+    # keywords fire on the news warning and the bakery: false alarms the detector avoids
+    assert b["false_alarms"] == 2 and b["false_alarm_rate"] == 1.0
+    assert b["categories"]["disease-cure"]["fp"] >= 1
+
+
+def test_page_kind_accuracy_only_where_labelled(report):
+    assert report["page_kind"]["scored"] == 4
+    assert report["page_kind"]["correct"] == 4
+
+
+def test_errors_list_missed_categories(report):
+    errors = {e["id"]: e for e in report["errors"]}
+    assert set(errors) == {"t5"}
+    assert errors["t5"]["missed"] == ["unsupported-efficacy"]
+    text = format_report(report, show_errors=True)
+    assert "t5" in text and "missed: unsupported-efficacy" in text
+    assert "t5" not in format_report(report)
+
+
+def test_disputed_categories_are_not_scored():
+    rows = [{"text": "", "promoted": ["disease-cure"], "disputed": ["miracle-guarantee"]}]
+    s = score(rows, [{"disease-cure", "miracle-guarantee"}])
+    assert s["micro"]["fp"] == 0 and s["micro"]["tp"] == 1
+
+
+def test_false_alarm_counts_any_promoted_flag():
+    rows = [{"text": "", "promoted": []}, {"text": "", "promoted": []}]
+    s = score(rows, [{"miracle-guarantee"}, set()])
+    assert s["false_alarms"] == 1 and s["false_alarm_rate"] == 0.5
+
+
+def test_keyword_baseline_is_context_free(tmp_path):
+    base = KeywordBaseline()
+    assert "disease-cure" in base.promoted("We do not claim to cure autism.")
+    assert base.promoted("The train arrived on time.") == set()
+
+
+def test_bad_corpus_line_names_the_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "ok", "promoted": []}\nnot json\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=":2:"):
+        evaluate(path, get_detector())
