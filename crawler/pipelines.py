@@ -219,8 +219,6 @@ class StoragePipeline:
         while self.waiting or self.in_flight:
             self._submit()
             self._collect(wait=True)
-            if self.waiting and not self.in_flight:
-                break  # the pool broke
         rest = [
             (p["id"], {"text": p["text"], "url": p["url"], "title": p.get("title") or "",
                        "lang": p.get("lang") or "", "cues": {}})
@@ -232,7 +230,5 @@ class StoragePipeline:
             while self.waiting or self.in_flight:
                 self._submit()
                 self._collect(wait=True)
-                if self.waiting and not self.in_flight:
-                    break
         self.pool.shutdown(wait=True)
         self.pool = None
