@@ -123,15 +123,20 @@ def page_history(db: sqlite_utils.Database, url: str) -> list[dict]:
     return [dict(r) for r in db.query("select * from page_history where url = ? order by crawl_id", [url])]
 
 
-def check_snapshot(digest: str, compression: str | None, stored: bytes) -> str | None:
-    """None if the stored body decodes to bytes with this hash, else the problem."""
+def snapshot_problem(digest: str, compression: str | None, stored: bytes) -> tuple[bytes | None, str | None]:
+    """(body, None) if the stored bytes decode to a body with this hash, else (None, problem)."""
     try:
         body = zlib.decompress(stored) if compression == "zlib" else stored
     except zlib.error as e:
-        return f"cannot be decompressed ({e})"
+        return None, f"cannot be decompressed ({e})"
     if hashlib.sha256(body).hexdigest() != digest:
-        return "content does not match its sha256"
-    return None
+        return None, "content does not match its sha256"
+    return body, None
+
+
+def decode_snapshot(digest: str, compression: str | None, stored: bytes) -> bytes | None:
+    """The verified body of a snapshot, or None if it was altered."""
+    return snapshot_problem(digest, compression, stored)[0]
 
 
 def verify_snapshots(db: sqlite_utils.Database) -> dict:
@@ -140,7 +145,7 @@ def verify_snapshots(db: sqlite_utils.Database) -> dict:
     checked = 0
     for row in db.execute("select sha256, compression, body from snapshots"):
         checked += 1
-        problem = check_snapshot(row[0], row[1], row[2] or b"")
+        _, problem = snapshot_problem(row[0], row[1], row[2] or b"")
         if problem:
             bad.append({"sha256": row[0], "problem": problem})
     missing = [

@@ -108,7 +108,7 @@ def reanalyze(db_path, crawl_id, workers, batch):
 
     Example: stemwatch reanalyze --db data/clinics.db --workers 2
     """
-    from .reanalyze import describe, reanalyze as run
+    from .reanalyze import ReanalysisError, describe, reanalyze as run
 
     store = open_db(db_path)
     try:
@@ -122,7 +122,10 @@ def reanalyze(db_path, crawl_id, workers, batch):
         def progress(done, total):
             click.echo(f"  {done}/{total} pages", err=True)
 
-        result = run(store, detector, crawl_id=crawl_id, workers=workers, batch=batch, progress=progress)
+        try:
+            result = run(store, detector, crawl_id=crawl_id, workers=workers, batch=batch, progress=progress)
+        except ReanalysisError as e:
+            raise click.ClickException(str(e))
     finally:
         store.close()
     click.echo(describe(result))

@@ -135,12 +135,12 @@ def test_one_and_two_workers_find_the_same_claims(fresh_db, tmp_path):
     pages = {f"/p{i}": HOME if i % 2 else OFFER for i in range(140)}
     store_crawl(fresh_db, pages)
     detector = Detector(patterns_dir=_copy_patterns(tmp_path))
-    one = reanalyze(fresh_db, detector, workers=1)
+    one = reanalyze(fresh_db, detector, workers=1, batch=20)
     claims_one = fresh_db.db.execute("select url, category, stance, start, end from claims order by 1, 2, 4").fetchall()
     fresh_db.db.execute("update pages set detector_version = 'old'")
-    two = reanalyze(fresh_db, detector, workers=2)
+    two = reanalyze(fresh_db, detector, workers=2, batch=20)
     claims_two = fresh_db.db.execute("select url, category, stance, start, end from claims order by 1, 2, 4").fetchall()
-    assert one["pages"] == two["pages"] == 140
+    assert one["pages"] == two["pages"] == 140 and (one["workers"], two["workers"]) == (1, 2)
     assert claims_one == claims_two and len(claims_one) >= 140
 
 
