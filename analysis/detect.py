@@ -2,19 +2,21 @@
 
 Pipeline per language (``spacy.blank("en")`` / ``spacy.blank("es")``):
 
-1. ``sentencizer`` with newline as a boundary, so a heading line and each
-   list item are sentences of their own;
-2. ``span_ruler`` (``stemwatch_ruler``) loaded from the JSONL files in
-   ``patterns/``: claim anchors labelled with a category id, and cues
-   labelled ``cue:*`` (context), ``stance:*`` and ``kind:*``. Almost all
-   are literal phrases matched on LOWER by one PhraseMatcher; a handful of
-   merged token patterns cover numbers and abbreviations;
-3. ``stemwatch_claims``: keeps an anchor only when its category's context
-   (taxonomy.json ``requires``) is present in the sentence, its heading,
-   the nearby sentences or the page title/URL, decides the stance
-   (stance.py) and the page kind (pagekind.py), and writes the result to
-   ``doc.spans["claims"]``.
+1. ``stemwatch_sentences``: newline-aware sentence splitting, so a heading
+   line and each list item are sentences of their own;
+2. ``span_ruler`` (``stemwatch_ruler``) loaded from ``patterns/claims_<lang>.jsonl``:
+   literal phrases labelled with a category id, matched on LOWER by one
+   PhraseMatcher, written to ``doc.spans["claims"]`` as candidates;
+3. ``stemwatch_claims``: matches the cue lists (``context_``, ``stance_`` and
+   ``pagekind_<lang>.jsonl``) with a second PhraseMatcher, keeps a candidate
+   only when its category's context (taxonomy.json ``requires``) is present
+   in the sentence, its heading, the nearby sentences or the page title/URL,
+   decides its stance (stance.py) and the page kind (pagekind.py), and
+   replaces ``doc.spans["claims"]`` with the claims kept.
 
+Every pattern is a literal phrase: token-Matcher patterns cost ten times more
+per word, so the few checks a phrase cannot express are pattern options
+(``case``, ``after_number``, ``requires``) applied to the candidates only.
 No trained model, no lemmatizer (patterns list inflections), nothing
 downloaded at run time.
 """
@@ -25,30 +27,31 @@ import hashlib
 import json
 import re
 from bisect import bisect_right
-from collections import defaultdict
+from collections import defaultdict, deque
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
 from urllib.parse import unquote, urlsplit
 
+import numpy
 import spacy
+from spacy.attrs import IDX
 from spacy.language import Language
-from spacy.pipeline import Sentencizer
+from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
 from .lang import LanguageGuesser
 from .models import CATEGORIES, Claim, PageAnalysis
 from .pagekind import PageKindScorer
-from .stance import OFFER, Cue, StanceRules
+from .stance import Cue, StanceRules
 from .taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
 
-CODE_VERSION = "1.0"
+CODE_VERSION = "2.0"
 SPANS_KEY = "claims"
-MATCH_KEY = "sw_matches"
 LANGS = ("en", "es")
-PATTERN_FILES = ("claims", "context", "stance", "pagekind")
-META = "sw_meta"  # doc.user_data key: url, title, cues of the page
+CUE_FILES = ("context", "stance", "pagekind")
 KIND = "sw_page_kind"  # doc.user_data key: the page kind decided by the resolver
+MAX_LENGTH = 5_000_000  # characters; spaCy's default of 1M refuses some long pages
 _CATEGORY_SET = frozenset(CATEGORIES)
 # Same-length substitutions, so offsets in the normalised text are offsets in the original.
 _NORMALIZE = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"',
@@ -58,6 +61,12 @@ _EXTEND = 6  # tokens: how far a claim's text grows to take in the cue that comp
 _NO_EXTEND = frozenset({"cue:regen"})  # context, not part of what is claimed
 _BULLET_WORDS = 12
 _HEADING_LOOKBACK = 40
+# A sentence ends at a newline, or at . ! ? (plus closing quotes) followed by space and
+# anything but a lower-case letter; not after a few abbreviations.
+_SENT_BREAK = re.compile(r"\n[\s]*|[.!?]+[\"'\u201d\u2019)\]]*[ \t]+(?=[^\s])")
+_ABBREV = frozenset({"e.g", "i.e", "dr", "mr", "mrs", "ms", "st", "vs", "etc", "no", "fig", "approx",
+                     "dra", "sr", "sra", "núm", "p.ej"})
+_FIRST_WORD = re.compile(r"[^\W_]+")
 
 for _attr in ("sw_stance", "sw_cue", "sw_severity", "sw_sentence"):
     if not Span.has_extension(_attr):
@@ -77,18 +86,22 @@ def read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def pattern_rows(patterns_dir: Path, lang: str) -> list[dict]:
-    """All ruler patterns for one language, checked: claim labels must be category ids."""
+def claim_patterns(patterns_dir: Path, lang: str) -> list[dict]:
+    """Claim patterns of one language, checked: labels must be category ids."""
+    path = patterns_dir / f"claims_{lang}.jsonl"
+    rows = read_jsonl(path)
+    for row in rows:
+        if row["label"] not in _CATEGORY_SET:
+            raise ValueError(f"{path}: unknown category {row['label']!r}")
+    return rows
+
+
+def cue_patterns(patterns_dir: Path, lang: str) -> list[dict]:
     rows = []
-    for stem in PATTERN_FILES:
+    for stem in CUE_FILES:
         path = patterns_dir / f"{stem}_{lang}.jsonl"
-        if not path.exists():
-            continue
-        for row in read_jsonl(path):
-            label = row["label"]
-            if stem == "claims" and label not in _CATEGORY_SET:
-                raise ValueError(f"{path}: unknown category {label!r}")
-            rows.append(row)
+        if path.exists():
+            rows += read_jsonl(path)
     return rows
 
 
@@ -100,25 +113,80 @@ def patterns_version(patterns_dir: Path) -> str:
     return f"{CODE_VERSION}+{h.hexdigest()[:12]}"
 
 
+def _normalize(text: str) -> str:
+    return text.translate(_NORMALIZE)
+
+
+@Language.factory("stemwatch_sentences")
+def make_sentence_splitter(nlp: Language, name: str):
+    return split_sentences
+
+
+def split_sentences(doc: Doc) -> Doc:
+    """Mark sentence starts: after every newline and after . ! ? followed by a space.
+
+    Regex over the text plus a searchsorted over token offsets: no Python loop
+    over tokens, so it costs a fraction of tokenisation.
+    """
+    if not len(doc):
+        return doc
+    text = doc.text
+    cuts = []
+    for m in _SENT_BREAK.finditer(text):
+        end = m.end()
+        if end >= len(text):
+            continue
+        if text[m.start()] != "\n":
+            if text[end].islower():
+                continue
+            word = text[max(0, m.start() - 6):m.start()].rsplit(None, 1)[-1:] or [""]
+            if m.group().startswith(".") and word[0].lower().lstrip("(") in _ABBREV:
+                continue
+        cuts.append(end)
+    starts = set(numpy.searchsorted(doc.to_array(IDX), cuts).tolist()) if cuts else set()
+    doc[0].is_sent_start = True
+    if len(doc) > 1 and 1 not in starts:
+        doc[1].is_sent_start = False  # marks the doc as segmented even when it is one sentence
+    for t in starts:
+        if 0 < t < len(doc):
+            doc[t].is_sent_start = True
+    return doc
+
+
 @Language.factory("stemwatch_claims", default_config={"patterns_dir": "", "lang": "en"})
 def make_claim_resolver(nlp: Language, name: str, patterns_dir: str, lang: str):
     return ClaimResolver(nlp, Path(patterns_dir or DEFAULT_PATTERNS_DIR), lang)
 
 
 class ClaimResolver:
-    """Turns ruler matches into claims with stance, and decides the page kind."""
+    """Turns ruler candidates into claims with stance, and decides the page kind."""
 
     def __init__(self, nlp: Language, patterns_dir: Path, lang: str):
         self.nlp = nlp
         self.taxonomy = load_taxonomy(patterns_dir)
         self.kinds = PageKindScorer(patterns_dir / "pagekind.json")
         self.stance = StanceRules(patterns_dir / "stance.json", self.kinds.default_stance)
-        self.extra_requires: dict[str, list[dict]] = {}
-        for row in pattern_rows(patterns_dir, lang):
-            if row["label"] in _CATEGORY_SET and row.get("requires"):
-                self.extra_requires[row["id"]] = row["requires"]
+        self.options: dict[str, dict] = {}
+        for row in claim_patterns(patterns_dir, lang):
+            opts = {k: row[k] for k in ("requires", "case", "after_number") if row.get(k)}
+            if opts:
+                old = self.options.setdefault(row["id"], opts)
+                if old != opts:
+                    raise ValueError(f"claims_{lang}.jsonl: pattern id {row['id']!r} has differing options")
+        # One PhraseMatcher for every cue; page-kind phrases keep a key of their own so
+        # that distinct phrases can be counted.
+        self.matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
+        self.keys: dict[int, tuple[str, str]] = {}
+        by_key: dict[str, list[str]] = defaultdict(list)
+        for row in cue_patterns(patterns_dir, lang):
+            label, phrase = row["label"], row["pattern"]
+            key = f"{label}|{phrase.lower()}" if label.startswith("kind:") else label
+            by_key[key].append(phrase)
+        for key, phrases in by_key.items():
+            self.matcher.add(key, list(nlp.tokenizer.pipe(phrases)))
+            label, _, phrase = key.partition("|")
+            self.keys[nlp.vocab.strings[key]] = (label, phrase)
 
-    # -- page level -------------------------------------------------------
     def _context_labels(self, meta: dict) -> set[str]:
         """Cue labels found in the page title and the words of the URL path."""
         url = meta.get("url") or ""
@@ -126,49 +194,64 @@ class ClaimResolver:
         text = f"{meta.get('title') or ''}\n{slug}".translate(_NORMALIZE).strip()
         if not text:
             return set()
-        doc = self.nlp.get_pipe("stemwatch_ruler")(self.nlp.make_doc(text))
-        return {s.label_ for s in doc.spans[MATCH_KEY] if s.label_.startswith("cue:")}
+        doc = self.nlp.make_doc(text)
+        return {self.keys[k][0] for k, _, _ in self.matcher(doc) if self.keys[k][0].startswith("cue:")}
 
     def __call__(self, doc: Doc) -> Doc:
-        meta = doc.user_data.get(META) or {}
+        meta = doc._context if isinstance(doc._context, dict) else {}
         kind_hits: dict[str, set[str]] = defaultdict(set)
-        anchors, cues = [], []
-        for span in doc.spans[MATCH_KEY]:
-            label = span.label_
-            if label.startswith("kind:"):
-                kind_hits[label[5:]].add(span.text.lower())
-            elif label.startswith(("cue:", "stance:")):
-                cues.append(Cue(label, span.start, span.end, span.text))
+        cues = []
+        for key, start, end in self.matcher(doc):
+            label, phrase = self.keys[key]
+            if phrase:
+                kind_hits[label[5:]].add(phrase)
             else:
-                anchors.append(span)
-        page_kind = self.kinds.kind(kind_hits, meta.get("url", ""), meta.get("title", ""),
-                                    meta.get("cues"))
+                cues.append(Cue(label, start, end))
+        page_kind = self.kinds.kind(kind_hits, meta.get("url", ""), meta.get("title", ""), meta.get("cues"))
         doc.user_data[KIND] = page_kind
-        doc.spans[SPANS_KEY] = self._claims(doc, anchors, cues, page_kind, meta) if anchors else []
+        candidates = list(doc.spans[SPANS_KEY]) if SPANS_KEY in doc.spans else []
+        doc.spans[SPANS_KEY] = self._claims(doc, candidates, cues, page_kind, meta) if candidates else []
         return doc
 
-    # -- claims -----------------------------------------------------------
-    def _claims(self, doc, anchors, cues, page_kind, meta) -> list[Span]:
+    def _pattern_ok(self, doc: Doc, span: Span, opts: dict) -> int | None:
+        """The claim's start token after the pattern's own checks, or None if they fail."""
+        if opts.get("case") == "upper" and not span.text.isupper():
+            return None
+        n = opts.get("after_number")
+        if n:
+            for i in range(span.start - 1, max(span.start - n, 0) - 1, -1):
+                if doc[i].like_num:
+                    return i
+            return None
+        return span.start
+
+    def _claims(self, doc, candidates, cues, page_kind, meta) -> list[Span]:
         page = _PageStructure(doc, meta)
         for c in cues:
             page.add_cue(c)
-        title_labels = self._context_labels(meta)
+        title_labels = None
         best: dict[tuple[str, int], Span] = {}
-        for span in sorted(anchors, key=lambda s: (s.start, -s.end)):
+        for span in sorted(candidates, key=lambda s: (s.start, -s.end)):
             cat = span.label_
+            opts = self.options.get(span.id_, {})
+            start = self._pattern_ok(doc, span, opts)
+            if start is None:
+                continue
+            if title_labels is None:
+                title_labels = self._context_labels(meta)
             si = page.sent_index(span.start)
             heading = page.heading_of(si)
-            rules = list(self.taxonomy.categories[cat].requires) + self.extra_requires.get(span.id_, [])
+            rules = list(self.taxonomy.categories[cat].requires) + opts.get("requires", [])
             found = [page.find(r, si, heading, span.start, span.end, title_labels) for r in rules]
             if not all(found):
                 continue
-            excl = self.taxonomy.categories[cat].exclude
-            if any(page.find(r, si, heading, span.start, span.end, title_labels) for r in excl):
+            if any(page.find(r, si, heading, span.start, span.end, title_labels)
+                   for r in self.taxonomy.categories[cat].exclude):
                 continue
-            start, end = span.start, span.end
+            end = span.end
             for cue in found:
-                if cue is not True and cue.label not in _NO_EXTEND and page.sent_index(cue.start) == si and \
-                        max(cue.start - end, start - cue.end) <= _EXTEND:
+                if cue is not True and cue.label not in _NO_EXTEND and page.sent_index(cue.start) == si \
+                        and max(cue.start - end, start - cue.end) <= _EXTEND:
                     start, end = min(start, cue.start), max(end, cue.end)
             sent_cues = page.cues_in(si) + (page.cues_in(heading) if heading is not None else [])
             support = {page.sent_index(c.start) for c in found if c is not True} - {si, heading}
@@ -190,12 +273,14 @@ class ClaimResolver:
 
 
 class _PageStructure:
-    """Sentences, lines, headings and cues of one doc, computed on demand."""
+    """Sentences, lines, headings and cues of one doc, computed on demand from the text."""
 
     def __init__(self, doc: Doc, meta: dict):
         self.doc = doc
-        self.sents = list(doc.sents)
-        self.starts = [s.start for s in self.sents]
+        self.text = doc.text
+        sents = list(doc.sents)
+        self.starts = [s.start for s in sents]
+        self.chars = [(s.start_char, s.end_char) for s in sents]
         self.cues: dict[int, list[Cue]] = defaultdict(list)
         cues = meta.get("cues") or {}
         self.headings = {h.strip().lower() for h in cues.get("headings", ()) if isinstance(h, str)}
@@ -210,28 +295,28 @@ class _PageStructure:
     def sent_index(self, token_i: int) -> int:
         return bisect_right(self.starts, token_i) - 1
 
+    def _text(self, si: int) -> str:
+        a, b = self.chars[si]
+        return self.text[a:b]
+
     # lines and headings
     def _ends_line(self, si: int) -> bool:
-        return si == len(self.sents) - 1 or "\n" in self.sents[si][-1].text
+        return si == len(self.starts) - 1 or self._text(si).rstrip(" \t").endswith("\n")
 
     def _whole_line(self, si: int) -> bool:
         return (si == 0 or self._ends_line(si - 1)) and self._ends_line(si)
 
-    def _words(self, si: int) -> list:
-        return [t for t in self.sents[si] if not t.is_space]
-
     def _is_heading(self, si: int) -> bool:
         if not self._whole_line(si):
             return False
-        words = self._words(si)
-        if not words:
-            return False
-        if words[-1].text == ":":
-            return True
-        return self.sents[si].text.strip().lower() in self.headings
+        line = self._text(si).strip()
+        return bool(line) and (line.endswith(":") or line.lower() in self.headings)
 
     def _is_item(self, si: int) -> bool:
-        return self._whole_line(si) and 0 < len(self._words(si)) <= _BULLET_WORDS
+        if not self._whole_line(si):
+            return False
+        a, b = self.chars[si]
+        return b - a < 200 and 0 < len(self._text(si).split()) <= _BULLET_WORDS
 
     def heading_of(self, si: int) -> int | None:
         """The heading line a list item sits under ("Conditions we treat:" for "Autism")."""
@@ -251,24 +336,22 @@ class _PageStructure:
         return found
 
     def first_word(self, si: int) -> str:
-        words = self._words(si)
-        return words[0].lower_ if words else ""
+        m = _FIRST_WORD.search(self._text(si))
+        return m.group().lower() if m else ""
 
     def is_question(self, si: int) -> bool:
-        words = self._words(si)
-        return bool(words) and words[-1].text == "?"
+        return self._text(si).rstrip().endswith("?")
 
     def sentence_ranges(self, si: int, heading: int | None) -> list[tuple[int, int]]:
-        ids = [heading, si] if heading is not None else [si]
         out = []
-        for i in ids:
-            words = self._words(i)
-            out.append((words[0].idx, words[-1].idx + len(words[-1].text)) if words
-                       else (self.sents[i].start_char, self.sents[i].end_char))
+        for i in ([heading, si] if heading is not None else [si]):
+            a, b = self.chars[i]
+            t = self.text[a:b]
+            out.append((a + len(t) - len(t.lstrip()), a + len(t.rstrip())))
         return out
 
-    # requirement lookup: returns the Cue found, True for a title/URL hit, or None
     def find(self, rule: dict, si: int, heading: int | None, start: int, end: int, title_labels):
+        """The cue a requirement asks for (True for a title/URL hit), or None."""
         label = "cue:" + rule["cue"]
         scope = rule.get("scope", "sentence")
         if scope in ("near", "after"):
@@ -294,20 +377,16 @@ class _PageStructure:
         return None
 
 
-def _normalize(text: str) -> str:
-    return text.translate(_NORMALIZE)
-
-
 def build_pipeline(lang: str, patterns_dir: str | Path | None = None) -> Language:
-    """spacy.blank(lang) + newline-aware sentencizer + span ruler + claim resolver."""
+    """spacy.blank(lang) + sentence splitter + span ruler (claims) + claim resolver."""
     patterns_dir = Path(patterns_dir or DEFAULT_PATTERNS_DIR)
     nlp = spacy.blank(lang)
-    punct = list(Sentencizer.default_punct_chars) + ["\n", "\n\n", "\n\n\n", " \n", "\n "]
-    nlp.add_pipe("sentencizer", config={"punct_chars": punct})
+    nlp.max_length = MAX_LENGTH
+    nlp.add_pipe("stemwatch_sentences")
     ruler = nlp.add_pipe("span_ruler", name="stemwatch_ruler", config={
-        "spans_key": MATCH_KEY, "phrase_matcher_attr": "LOWER", "overwrite": True, "validate": True})
+        "spans_key": SPANS_KEY, "phrase_matcher_attr": "LOWER", "overwrite": True, "validate": True})
     ruler.add_patterns([{"label": r["label"], "pattern": r["pattern"], "id": r["id"]}
-                        for r in pattern_rows(patterns_dir, lang)])
+                        for r in claim_patterns(patterns_dir, lang)])
     nlp.add_pipe("stemwatch_claims", config={"patterns_dir": str(patterns_dir), "lang": lang})
     return nlp
 
@@ -328,11 +407,6 @@ class Detector:
     def language(self, text: str, declared: str = "") -> str:
         return self.languages.guess(text, declared, tuple(self.nlps))
 
-    def _make_doc(self, lang: str, text: str, url: str, title: str, cues: dict | None) -> Doc:
-        doc = self.nlps[lang].make_doc(_normalize(text))
-        doc.user_data[META] = {"url": url or "", "title": title or "", "cues": cues or {}}
-        return doc
-
     def _result(self, doc: Doc, text: str, lang: str) -> PageAnalysis:
         claims = []
         for span in doc.spans[SPANS_KEY]:
@@ -341,7 +415,7 @@ class Detector:
                 category=span.label_,
                 stance=span._.sw_stance,
                 text=text[a:b],
-                sentence=" … ".join(text[x:y].strip() for x, y in span._.sw_sentence),
+                sentence=" … ".join(text[x:y] for x, y in span._.sw_sentence),
                 start=a,
                 end=b,
                 pattern=span.id_,
@@ -357,36 +431,36 @@ class Detector:
         text = text or ""
         lang = self.language(text, lang)
         nlp = self.nlps[lang]
-        doc = nlp(self._make_doc(lang, text, url, title, cues))
-        return self._result(doc, text, lang)
+        doc = nlp.make_doc(_normalize(text))
+        doc._context = {"url": url or "", "title": title or "", "cues": cues or {}}
+        return self._result(nlp(doc), text, lang)
 
     def analyze_many(self, pages: Iterable[dict], *, n_process: int = 1,
                      batch_size: int = 32) -> Iterator[PageAnalysis]:
-        """Analyse dicts with keys text, url, title, lang, cues; results in input order."""
-        chunk: list[dict] = []
-        chunk_size = max(batch_size * max(n_process, 1) * 4, 64)
-        for page in pages:
-            chunk.append(page)
-            if len(chunk) >= chunk_size:
-                yield from self._analyze_chunk(chunk, n_process, batch_size)
-                chunk = []
-        if chunk:
-            yield from self._analyze_chunk(chunk, n_process, batch_size)
+        """Analyse dicts with keys text, url, title, lang, cues; results in input order.
 
-    def _analyze_chunk(self, pages: list[dict], n_process: int, batch_size: int):
-        texts = [p.get("text") or "" for p in pages]
-        langs = [self.language(t, p.get("lang", "")) for t, p in zip(texts, pages)]
-        results: list[PageAnalysis | None] = [None] * len(pages)
-        for lang, nlp in self.nlps.items():
-            idx = [i for i, lg in enumerate(langs) if lg == lang]
-            if not idx:
-                continue
-            docs = (self._make_doc(lang, texts[i], pages[i].get("url", ""), pages[i].get("title", ""),
-                                   pages[i].get("cues")) for i in idx)
-            n = n_process if len(idx) >= 2 * batch_size else 1
-            for i, doc in zip(idx, nlp.pipe(docs, n_process=n, batch_size=batch_size)):
-                results[i] = self._result(doc, texts[i], lang)
-        yield from results
+        English pages stream through one ``nlp.pipe(..., n_process=...)``; a page in
+        another language travels through it as an empty placeholder and is analysed
+        in this process with its own pipeline, so order is kept without buffering.
+        """
+        pending: deque[tuple[str, str, dict]] = deque()
+
+        def feed():
+            for page in pages:
+                text = page.get("text") or ""
+                lang = self.language(text, page.get("lang") or "")
+                meta = {"url": page.get("url") or "", "title": page.get("title") or "",
+                        "cues": page.get("cues") or {}}
+                pending.append((text, lang, meta))
+                yield (_normalize(text) if lang == "en" else ""), meta
+
+        for doc, _ in self.nlps["en"].pipe(feed(), as_tuples=True, n_process=n_process,
+                                           batch_size=batch_size):
+            text, lang, meta = pending.popleft()
+            if lang == "en":
+                yield self._result(doc, text, lang)
+            else:
+                yield self.analyze(text, lang=lang, **meta)
 
 
 @lru_cache(maxsize=1)

@@ -9,8 +9,8 @@ patterns/stance.json.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 NEGATION = "stance:negation"
 STRONG_NEGATION = "stance:negation-strong"
@@ -22,12 +22,10 @@ OFFER = "stance:offer"
 CONTEXT_LABELS = frozenset({STRONG_NEGATION, CAUTION, REPORTING, RESEARCH})
 
 
-@dataclass(frozen=True)
-class Cue:
+class Cue(NamedTuple):
     label: str
     start: int  # token offsets
     end: int
-    text: str
 
 
 class StanceRules:
@@ -60,18 +58,18 @@ class StanceRules:
             return denial, first_word
         for c in outside:
             if c.label == STRONG_NEGATION:
-                return denial, c.text
+                return denial, doc[c.start:c.end].text
         for c in outside:
             if c.label == NEGATION and c.end <= start and start - c.end <= self.window \
                     and not self._broken(doc, c.end, start):
-                return denial, c.text
+                return denial, doc[c.start:c.end].text
         checks = [(CAUTION, "cautionary"), (REPORTING, "reported")]
         if category not in self.research_not_excusing:
             checks.append((RESEARCH, "reported"))
         for label, stance in checks:
             for c in outside:
                 if c.label == label:
-                    return stance, c.text
+                    return stance, doc[c.start:c.end].text
         if is_question and not any(c.label == OFFER for c in cues):
             return self.question_stance, "question"
         stance = self.default_stance.get(page_kind, "promoted")

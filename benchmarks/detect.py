@@ -1,0 +1,109 @@
+"""Detector speed against bare spaCy tokenisation, on the same synthetic pages, in the same run.
+
+    .venv/bin/python benchmarks/detect.py [--pages 3000] [--words 300] [--seed 7]
+
+Prints pages/s and words/s for spacy.blank("en") tokenisation alone, for the
+full detector on one process, their ratio (goal: >= 0.5), and the full
+detector with n_process=2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import spacy  # noqa: E402
+
+from analysis.detect import Detector  # noqa: E402
+
+CLINIC = [
+    "Our umbilical stem cell therapy can help patients with {disease}.",
+    "Book a free consultation with our regenerative team today.",
+    "Each amniotic injection contains millions of live stem cells.",
+    "Stem cell injections regrow the cartilage in your {joint} without surgery.",
+    "We have treated thousands of patients with a {pct}% success rate.",
+    "Zero risk of rejection: donor cells need no matching.",
+    "The cells transform into new {tissue} tissue where your body needs it.",
+    "Our exosome lab is FDA registered and our protocol is IRB approved.",
+    "Conditions we treat:\n{disease}\n{disease}\n{disease}",
+    "Call us to schedule your appointment; financing is available.",
+]
+NEUTRAL = [
+    "The committee met on Tuesday to discuss the budget for the coming year.",
+    "Rain is expected over the weekend, with temperatures falling to eight degrees.",
+    "The library extends its opening hours during the examination period.",
+    "Researchers at the university published a review of bridge maintenance methods.",
+    "Our bakery opens at seven and sells bread, pastries and coffee.",
+    "The train to the coast leaves every hour from platform four.",
+    "Volunteers planted two hundred trees along the river path.",
+    "The museum's new wing shows ceramics from the eighteenth century.",
+    "Autism awareness week includes talks for parents and teachers.",
+    "A knee injury kept the striker out of the team for a month.",
+]
+DISEASES = ["autism", "multiple sclerosis", "Parkinson's disease", "COPD", "heart failure", "ALS", "lupus"]
+JOINTS = ["knee", "hip", "shoulder"]
+TISSUES = ["heart", "nerve", "kidney"]
+
+
+def make_pages(n: int, words: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    pages = []
+    for i in range(n):
+        clinic_share = rng.choice((0.0, 0.1, 0.3, 0.6))
+        parts, count = [], 0
+        while count < words:
+            tpl = rng.choice(CLINIC) if rng.random() < clinic_share else rng.choice(NEUTRAL)
+            s = tpl.format(disease=rng.choice(DISEASES), joint=rng.choice(JOINTS),
+                           tissue=rng.choice(TISSUES), pct=rng.randint(80, 99))
+            parts.append(s)
+            count += len(s.split())
+            if rng.random() < 0.15:
+                parts.append("\n")
+        pages.append({"text": " ".join(parts).replace(" \n ", "\n"),
+                      "url": f"https://site{i % 50}.example.org/page{i}", "title": "", "lang": "en"})
+    return pages
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pages", type=int, default=3000)
+    ap.add_argument("--words", type=int, default=300, help="approximate words per page")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=3, help="best of N runs for the one-process figures")
+    args = ap.parse_args(argv)
+
+    pages = make_pages(args.pages, args.words, args.seed)
+    texts = [p["text"] for p in pages]
+    blank = spacy.blank("en")
+    n_words = sum(len(d) for d in blank.pipe(texts))  # spaCy tokens, the unit for every figure
+    det = Detector()
+    list(det.analyze_many(pages[:50]))  # warm up
+
+    t_tok = min(timed(lambda: list(blank.pipe(texts, batch_size=64))) for _ in range(args.repeat))
+    t_det = min(timed(lambda: list(det.analyze_many(pages, n_process=1, batch_size=64)))
+                for _ in range(args.repeat))
+    t_det2 = timed(lambda: list(det.analyze_many(pages, n_process=2, batch_size=64)))
+    claims = sum(len(a.claims) for a in det.analyze_many(pages[:500]))
+
+    print(f"{args.pages} synthetic pages, {n_words:,} tokens ({n_words / args.pages:.0f} per page); "
+          f"{claims} claims in the first 500 pages")
+    print(f"{'':38} {'pages/s':>10} {'words/s':>12}")
+    for name, t in (("spacy.blank('en') tokenisation", t_tok), ("full detector, n_process=1", t_det),
+                    ("full detector, n_process=2", t_det2)):
+        print(f"{name:38} {args.pages / t:10,.0f} {n_words / t:12,.0f}")
+    print(f"ratio detector / tokenisation (one process): {t_tok / t_det:.2f}  (goal >= 0.50)")
+
+
+if __name__ == "__main__":
+    main()
