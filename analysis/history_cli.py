@@ -191,8 +191,10 @@ def verify(db_path):
               help="Lock file that prevents overlapping runs (default: DB.schedule.lock)")
 @click.option("--max-pages-per-site", type=int, help="Passed to stemwatch crawl")
 @click.option("--allow-host", "allow_hosts", multiple=True, help="Passed to stemwatch crawl")
+@click.option("--crawl-arg", "crawl_args", multiple=True, metavar="ARG",
+              help="Any other argument for stemwatch crawl, e.g. --crawl-arg=--contact=you@example.org")
 @click.pass_context
-def schedule(ctx, seeds, db_path, every, max_runs, lock_path, max_pages_per_site, allow_hosts):
+def schedule(ctx, seeds, db_path, every, max_runs, lock_path, max_pages_per_site, allow_hosts, crawl_args):
     """Run scheduled crawls: once (for cron or a systemd timer), or --every INTERVAL.
 
     Each run is `stemwatch crawl SEEDS --db DB` in a fresh process. If the
@@ -211,7 +213,8 @@ def schedule(ctx, seeds, db_path, every, max_runs, lock_path, max_pages_per_site
             raise click.BadParameter(str(e), param_hint="--every")
     if Path(db_path).exists():
         open_db(db_path).close()  # refuse a damaged or newer database before crawling
-    argv = crawl_argv(list(seeds), db_path, max_pages_per_site=max_pages_per_site, allow_hosts=allow_hosts)
+    argv = crawl_argv(list(seeds), db_path, max_pages_per_site=max_pages_per_site, allow_hosts=allow_hosts,
+                      extra=crawl_args)
     lock = lock_path or default_lock_path(db_path)
 
     def log(msg):

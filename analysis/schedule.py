@@ -37,13 +37,14 @@ def next_start(last_start: float, every: float, now: float) -> float:
 
 
 def crawl_argv(seeds: list[str], db: str, *, max_pages_per_site: int | None = None,
-               allow_hosts: tuple[str, ...] = (), python: str = sys.executable) -> list[str]:
+               allow_hosts: tuple[str, ...] = (), extra: tuple[str, ...] = (),
+               python: str = sys.executable) -> list[str]:
     argv = [python, "-m", "analysis.cli", "crawl", *seeds, "--db", str(db)]
     if max_pages_per_site:
         argv += ["--max-pages-per-site", str(max_pages_per_site)]
     for host in allow_hosts:
         argv += ["--allow-host", host]
-    return argv
+    return argv + list(extra)
 
 
 def default_lock_path(db: str | Path) -> Path:
