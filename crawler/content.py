@@ -31,6 +31,9 @@ LATIN_FAMILY = {
 }
 
 
+_CONTROL_BYTES = bytes(b for b in range(32) if b < 9 or b > 13)
+
+
 class ContentError(Exception):
     """A body that cannot be read as the page it claims to be."""
 
@@ -50,7 +53,7 @@ def looks_binary(body: bytes) -> bool:
         return False
     if b"\x00" in head:
         return True
-    control = sum(1 for b in head if b < 9 or 13 < b < 32)
+    control = len(head) - len(head.translate(None, _CONTROL_BYTES))
     return control > len(head) * 0.05
 
 

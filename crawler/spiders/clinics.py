@@ -116,6 +116,7 @@ class ClinicsSpider(scrapy.Spider):
         self.per_pattern: Counter = Counter()
         self.sitemaps_per_site: Counter = Counter()
         self.frontier: list[dict] = []  # requests to resume with (set by the pipeline)
+        self._site_cache: dict[str, str] = {}
         self.crawl_id = None
 
     @classmethod
@@ -150,20 +151,29 @@ class ClinicsSpider(scrapy.Spider):
         self.frontier = frontier
 
     # -- requests --------------------------------------------------------------
+    def site_of(self, url: str) -> str:
+        """site_key, cached per scheme://host:port (a crawl sees few hosts)."""
+        origin = url[: url.find("/", url.find("//") + 2) % (len(url) + 1)]
+        key = self._site_cache.get(origin)
+        if key is None:
+            key = self._site_cache[origin] = site_key(url)
+        return key
+
     def in_scope(self, url: str) -> str | None:
         if not url.startswith(("http://", "https://")):
             return None
-        key = site_key(url)
+        key = self.site_of(url)
         return key if key in self.sites else None
 
-    def page_request(self, url: str, depth: int, referer: str | None = None, site: str | None = None):
+    def page_request(self, url: str, depth: int, referer: str | None = None, site: str | None = None,
+                     canonical: bool = False):
         """A request for a page, or None if it is out of scope, seen, over a
-        limit or not a page at all."""
-        site = site or self.in_scope(url)
-        if site is None:
-            return None
-        canon = canonicalize(url)
+        limit or not a page at all. `canonical`: url is canonicalised already."""
+        canon = url if canonical else canonicalize(url)
         if canon in self.seen:
+            return None
+        site = site or self.in_scope(canon)
+        if site is None:
             return None
         stats = self.crawler.stats
         path = urlsplit(canon).path.lower()
@@ -326,7 +336,7 @@ class ClinicsSpider(scrapy.Spider):
             canon = canonicalize(link)
             links.append(canon)
             if follow:
-                req = self.page_request(canon, depth + 1, response.url)
+                req = self.page_request(canon, depth + 1, response.url, canonical=True)
                 if req is not None:
                     yield req
         item["links"] = list(dict.fromkeys(links))
