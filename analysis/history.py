@@ -46,11 +46,9 @@ def changes_query(since: Since) -> tuple[str, list]:
         where, params = "crawl_id > ?", [since.crawl_id]
     elif since.date is not None:
         where, params = "observed_at >= ?", [since.date]
-    else:
+    else:  # the latest crawl that observed each site
         where, params = (
-            "crawl_id = (select max(o.crawl_id) from page_observations o where o.site = claim_changes.site)",
-            [],
-        )
+            "(site, crawl_id) in (select site, max(crawl_id) from page_observations group by site)", [])
     sql = (
         f"select * from claim_changes where {where} "
         "order by site, crawl_id, change = 'removed', category, url, claim_key"

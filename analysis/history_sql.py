@@ -180,3 +180,48 @@ LEFT JOIN claim_verdicts v ON v.claim_key = l.claim_key;
 """
 
 M002_SQL = REVIEWS_TABLE + REANALYSIS_TABLE + INDEXES + VIEWS
+
+# m003: the same claim_changes, planned to scale (index lookups instead of a
+# grouped subquery joined row by row: 11 s -> 0.1 s on 18,000 claims).
+M003_CLAIM_CHANGES = """
+DROP VIEW claim_changes;
+CREATE VIEW claim_changes AS
+WITH steps AS (SELECT * FROM page_observation_steps)
+SELECT CASE WHEN EXISTS (SELECT 1 FROM claims e WHERE e.claim_key = c.claim_key AND e.crawl_id < s.crawl_id)
+            THEN 'returned' ELSE 'new' END AS change,
+       s.site, s.url, c.claim_key, c.category, c.stance, c.sentence, c.text,
+       s.crawl_id, s.fetched_at AS observed_at,
+       s.prev_crawl_id, s.prev_fetched_at AS previous_observed_at,
+       CASE WHEN s.prev_page_id IS NULL THEN 'first observation of the page'
+            WHEN s.prev_outcome = 'gone' THEN 'page is back'
+            ELSE 'added to the page' END AS reason,
+       c.id AS claim_id,
+       CASE WHEN s.prev_page_id IS NULL THEN NULL ELSE s.sha256 IS NOT s.prev_sha256 END AS page_changed,
+       CASE WHEN s.prev_page_id IS NULL THEN NULL
+            ELSE s.detector_version IS NOT s.prev_detector_version END AS detector_changed,
+       (SELECT r.verdict FROM reviews r WHERE r.claim_key = c.claim_key ORDER BY r.id DESC LIMIT 1) AS verdict
+FROM steps s
+JOIN claims c ON c.page_id = s.page_id
+WHERE s.outcome = 'ok'
+  AND NOT EXISTS (SELECT 1 FROM claims d WHERE d.page_id = c.page_id AND d.claim_key = c.claim_key AND d.id < c.id)
+  AND NOT (s.prev_outcome IS 'ok' AND EXISTS (
+        SELECT 1 FROM claims q WHERE q.page_id = s.prev_page_id AND q.claim_key = c.claim_key))
+UNION ALL
+SELECT 'removed' AS change,
+       s.site, s.url, c.claim_key, c.category, c.stance, c.sentence, c.text,
+       s.crawl_id, s.fetched_at AS observed_at,
+       s.prev_crawl_id, s.prev_fetched_at AS previous_observed_at,
+       CASE WHEN s.outcome = 'gone' THEN 'page gone (HTTP ' || s.status || ')'
+            ELSE 'no longer on the page' END AS reason,
+       c.id AS claim_id,
+       s.sha256 IS NOT s.prev_sha256 AS page_changed,
+       CASE WHEN s.outcome = 'gone' THEN 0
+            ELSE s.detector_version IS NOT s.prev_detector_version END AS detector_changed,
+       (SELECT r.verdict FROM reviews r WHERE r.claim_key = c.claim_key ORDER BY r.id DESC LIMIT 1) AS verdict
+FROM steps s
+JOIN claims c ON c.page_id = s.prev_page_id
+WHERE s.prev_outcome = 'ok'
+  AND NOT EXISTS (SELECT 1 FROM claims d WHERE d.page_id = c.page_id AND d.claim_key = c.claim_key AND d.id < c.id)
+  AND (s.outcome = 'gone' OR NOT EXISTS (
+        SELECT 1 FROM claims q WHERE q.page_id = s.page_id AND q.claim_key = c.claim_key));
+"""

@@ -107,6 +107,13 @@ def m001_foundation(db: sqlite_utils.Database):
     db["pages"].enable_fts(["title", "text"], create_triggers=True)
 
 
+def _execute_statements(db: sqlite_utils.Database, sql: str):
+    """One statement at a time: executescript would commit the migration's transaction."""
+    for statement in sql.split(";\n"):
+        if statement.strip():
+            db.execute(statement)
+
+
 @MIGRATIONS()
 def m002_history(db: sqlite_utils.Database):
     """Reviews (append-only), re-analysis runs and the lifecycle views:
@@ -114,10 +121,15 @@ def m002_history(db: sqlite_utils.Database):
     claim_verdicts. Rules in analysis/history_sql.py."""
     from .history_sql import M002_SQL
 
-    # statement by statement: executescript would commit the migration's transaction
-    for statement in M002_SQL.split(";\n"):
-        if statement.strip():
-            db.execute(statement)
+    _execute_statements(db, M002_SQL)
+
+
+@MIGRATIONS()
+def m003_faster_claim_changes(db: sqlite_utils.Database):
+    """claim_changes rewritten for speed; same columns, same rows."""
+    from .history_sql import M003_CLAIM_CHANGES
+
+    _execute_statements(db, M003_CLAIM_CHANGES)
 
 
 @contextmanager

@@ -135,3 +135,19 @@ def test_old_database_is_upgraded_by_a_command(foundation_db):
     assert result.exit_code == 0, result.output
     assert '"removed"' in result.output and "page gone (HTTP 404)" in result.output
     assert applied(foundation_db)[-1] == storage.MIGRATIONS._migrations[-1].name
+
+
+def test_m003_claim_changes_has_the_same_rows_as_m002(db_path):
+    store = Store(db_path, migrate=False)
+    MIGRATIONS.apply(store.db, stop_before="m003_faster_claim_changes")
+    crawl_with(store, {"/": [FDA, CURE], "/b": [GUARANTEE], "/c": [CURE]}, on=1)
+    crawl_with(store, {"/": [CURE], "/b": 404, "/c": 500}, on=8)
+    crawl_with(store, {"/": [FDA, CURE], "/b": [GUARANTEE], "/c": []}, on=15)
+    add_review(store.db, "1", "confirmed")
+    query = "select * from claim_changes order by crawl_id, change, claim_key"
+    before = [tuple(r) for r in store.db.execute(query)]
+    assert len(before) == 4 + 2 + 3  # first sight; FDA and the 404; two returns and /c emptied
+    store.migrate()
+    assert "m003_faster_claim_changes" in applied(db_path)
+    assert [tuple(r) for r in store.db.execute(query)] == before
+    store.close()
