@@ -225,3 +225,40 @@ WHERE s.prev_outcome = 'ok'
   AND (s.outcome = 'gone' OR NOT EXISTS (
         SELECT 1 FROM claims q WHERE q.page_id = s.page_id AND q.claim_key = c.claim_key));
 """
+
+# m004: claim_status takes the current verdict by index lookup instead of
+# joining the grouped claim_verdicts view (1 s -> 0.09 s with 3,000 reviews).
+M004_CLAIM_STATUS = """
+DROP VIEW claim_status;
+CREATE VIEW claim_status AS
+WITH seen AS (
+    SELECT c.claim_key, c.site, c.url, min(o.crawl_id) AS first_seen_crawl,
+           max(o.crawl_id) AS last_seen_crawl, count(DISTINCT o.crawl_id) AS crawls_seen
+    FROM claims c JOIN page_observations o ON o.page_id = c.page_id AND o.outcome = 'ok'
+    GROUP BY c.claim_key
+),
+life AS (
+    SELECT seen.*,
+           (SELECT min(r.crawl_id) FROM page_observations r
+             WHERE r.url = seen.url AND r.crawl_id > seen.last_seen_crawl) AS removed_in_crawl,
+           (SELECT max(r.crawl_id) FROM page_observations r WHERE r.url = seen.url) AS last_checked_crawl
+    FROM seen
+)
+SELECT l.claim_key, l.site, l.url, c.category, c.stance, c.sentence, c.text,
+       l.first_seen_crawl, f.fetched_at AS first_seen_at,
+       l.last_seen_crawl, o.fetched_at AS last_seen_at,
+       l.crawls_seen,
+       l.removed_in_crawl IS NULL AS present,
+       l.removed_in_crawl, r.fetched_at AS removed_observed_at,
+       CASE WHEN r.outcome = 'gone' THEN 'page gone (HTTP ' || r.status || ')'
+            WHEN r.page_id IS NOT NULL THEN 'no longer on the page' END AS removed_reason,
+       l.last_checked_crawl,
+       c.id AS claim_id, c.detector_version,
+       v.verdict, v.note AS verdict_note, v.reviewer, v.reviewed_at
+FROM life l
+JOIN page_observations o ON o.url = l.url AND o.crawl_id = l.last_seen_crawl
+JOIN page_observations f ON f.url = l.url AND f.crawl_id = l.first_seen_crawl
+JOIN claims c ON c.id = (SELECT min(id) FROM claims q WHERE q.page_id = o.page_id AND q.claim_key = l.claim_key)
+LEFT JOIN page_observations r ON r.url = l.url AND r.crawl_id = l.removed_in_crawl
+LEFT JOIN reviews v ON v.id = (SELECT max(id) FROM reviews WHERE claim_key = l.claim_key);
+"""

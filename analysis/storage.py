@@ -132,6 +132,14 @@ def m003_faster_claim_changes(db: sqlite_utils.Database):
     _execute_statements(db, M003_CLAIM_CHANGES)
 
 
+
+@MIGRATIONS()
+def m004_faster_claim_status(db: sqlite_utils.Database):
+    """claim_status takes the current verdict by index lookup; same columns, same rows."""
+    from .history_sql import M004_CLAIM_STATUS
+
+    _execute_statements(db, M004_CLAIM_STATUS)
+
 @contextmanager
 def write_transaction(db: sqlite_utils.Database):
     """A write transaction that takes the write lock at once (BEGIN IMMEDIATE).

@@ -151,3 +151,19 @@ def test_m003_claim_changes_has_the_same_rows_as_m002(db_path):
     assert "m003_faster_claim_changes" in applied(db_path)
     assert [tuple(r) for r in store.db.execute(query)] == before
     store.close()
+
+
+def test_m004_claim_status_has_the_same_rows_as_before(db_path):
+    store = Store(db_path, migrate=False)
+    MIGRATIONS.apply(store.db, stop_before="m004_faster_claim_status")
+    crawl_with(store, {"/": [FDA, CURE], "/b": [GUARANTEE]}, on=1)
+    crawl_with(store, {"/": [CURE], "/b": 404}, on=8)
+    add_review(store.db, "1", "unsure")
+    add_review(store.db, "1", "confirmed", "seen", reviewer="ana")
+    add_review(store.db, "2", "false-alarm")
+    query = "select * from claim_status order by claim_key"
+    before = [tuple(r) for r in store.db.execute(query)]
+    assert len(before) == 3 and {r[-4] for r in before} == {"confirmed", "false-alarm", None}
+    store.migrate()
+    assert [tuple(r) for r in store.db.execute(query)] == before
+    store.close()
