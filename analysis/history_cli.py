@@ -46,6 +46,7 @@ def changes(since, db_path, fmt):
     did not reach change nothing. The same rows are in the `claim_changes`
     view in Datasette.
 
+    \b
     Example: stemwatch changes --since 2026-11-01 --db data/clinics.db
     """
     from .history import changes as query, format_changes, parse_since
@@ -75,7 +76,8 @@ def review(claim_ref, verdict, note, reviewer, db_path):
     re-analysis and upgrades; earlier verdicts stay in the history and the
     latest is the current one (view `claim_verdicts`).
 
-    Example: stemwatch review 42 --verdict confirmed --note "on the price page" --by ana --db data/clinics.db
+    \b
+    Example: stemwatch review 42 --verdict confirmed --by ana --db data/clinics.db
     """
     from .reviews import add_review, review_history
     from .storage import StoreError
@@ -106,6 +108,7 @@ def reanalyze(db_path, crawl_id, workers, batch):
     run resumes); each claim records the detector version that found it.
     Reviewers' verdicts are kept: they belong to the claim's identity.
 
+    \b
     Example: stemwatch reanalyze --db data/clinics.db --workers 2
     """
     from .reanalyze import ReanalysisError, describe, reanalyze as run
@@ -141,7 +144,8 @@ def backup(db_path, out, force):
     Safe while a crawl is writing or Datasette is reading: the copy is one
     consistent state. The database is not upgraded first.
 
-    Example: stemwatch backup --db data/clinics.db backups/clinics-2026-11-25.db
+    \b
+    Example: stemwatch backup --db data/clinics.db backups/clinics.db
     """
     if Path(out).exists() and not force:
         raise click.ClickException(f"{out} exists; pass --force to replace it")
@@ -162,6 +166,7 @@ def verify(db_path):
 
     Exit code 1 if anything is wrong.
 
+    \b
     Example: stemwatch verify --db data/clinics.db
     """
     from .history import verify_snapshots
@@ -201,6 +206,7 @@ def schedule(ctx, seeds, db_path, every, max_runs, lock_path, max_pages_per_site
     previous run still holds the lock, this one is skipped (exit code 75).
     After each run, `stemwatch changes --db DB` shows what changed.
 
+    \b
     Example: stemwatch schedule seeds.csv --db data/clinics.db --every 7d
     """
     from .schedule import crawl_argv, default_lock_path, parse_interval, run_every, run_once

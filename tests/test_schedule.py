@@ -114,3 +114,12 @@ def test_schedule_command_rejects_a_bad_interval(tmp_path):
     result = CliRunner().invoke(cli, ["schedule", "seeds.csv", "--db", str(tmp_path / "x.db"), "--every", "weekly"])
     assert result.exit_code == 2 and "30m, 12h, 7d" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["changes", "review", "reanalyze", "backup", "verify", "schedule"])
+def test_help_ends_with_an_unwrapped_example(command):
+    result = CliRunner().invoke(cli, [command, "--help"], terminal_width=80)
+    assert result.exit_code == 0
+    description = result.output.split("Options:")[0].strip().splitlines()
+    assert description[-1].strip().startswith(f"Example: stemwatch {command} ")
+    assert "--db" in description[-1]
