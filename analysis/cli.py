@@ -41,9 +41,9 @@ def _print_summary(summary: dict):
         f"{crawl['errors']} failed, {crawl['claims']} claims"
     )
     if summary["claims"]:
-        click.echo("Claims by category and stance:")
+        click.echo("Claims by category and stance: distinct statements per site, then claim rows")
         for row in summary["claims"]:
-            click.echo(f"  {row['category']:<34} {row['stance']:<11} {row['n']:>5}")
+            click.echo(f"  {row['category']:<34} {row['stance']:<11} {row['n']:>5} {row['rows']:>6}")
     if summary["sites"]:
         click.echo("Sites:")
         for row in summary["sites"]:

@@ -405,15 +405,19 @@ class Store:
 
     # -- reading -----------------------------------------------------------
     def crawl_summary(self, crawl_id: int) -> dict:
+        """Counts for the end of a crawl. A statement repeated on many pages of
+        a site (a footer, a menu) counts once: `n` is distinct statements
+        (site, category, sentence), `rows` the claim rows behind them."""
         crawl = self.db["crawls"].get(crawl_id)
+        statement = "c.site || char(31) || c.category || char(31) || lower(c.sentence)"
         by_cat = list(self.db.query(
-            "select category, stance, count(*) n from claims where crawl_id = ? "
-            "group by category, stance order by category, stance", [crawl_id]))
+            f"select category, stance, count(distinct {statement}) n, count(*) rows from claims c "
+            "where crawl_id = ? group by category, stance order by category, stance", [crawl_id]))
         by_site = list(self.db.query(
             "select p.site, coalesce(s.name, p.site) name, count(distinct p.id) pages, "
             "sum(p.error is not null) errors, "
-            "(select count(*) from claims c where c.crawl_id = p.crawl_id and c.site = p.site "
-            " and c.stance = 'promoted') promoted "
+            f"(select count(distinct {statement}) from claims c where c.crawl_id = p.crawl_id "
+            " and c.site = p.site and c.stance = 'promoted') promoted "
             "from pages p left join sites s on s.domain = p.site where p.crawl_id = ? "
             "group by p.site order by p.site", [crawl_id]))
         return {"crawl": crawl, "claims": by_cat, "sites": by_site}
