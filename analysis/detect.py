@@ -35,7 +35,7 @@ from urllib.parse import unquote, urlsplit
 
 import numpy
 import spacy
-from spacy.attrs import IDX
+from spacy.attrs import IDX, SENT_START
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
@@ -51,26 +51,25 @@ SPANS_KEY = "claims"
 LANGS = ("en", "es")
 CUE_FILES = ("context", "stance", "pagekind")
 KIND = "sw_page_kind"  # doc.user_data key: the page kind decided by the resolver
+INFO = "sw_claims"  # doc.user_data key: [stance, cue, severity, sentence ranges] per doc.spans["claims"] span
 MAX_LENGTH = 5_000_000  # characters; spaCy's default of 1M refuses some long pages
 _CATEGORY_SET = frozenset(CATEGORIES)
 # Same-length substitutions, so offsets in the normalised text are offsets in the original.
 _NORMALIZE = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"',
                             "\u2013": "-", "\u2014": "-", "\u00a0": " ", "\u2010": "-", "\u2011": "-"})
-_SLUG_SPLIT = re.compile(r"[-_/.+=?&%]+")
+_SLUG_SPLIT = re.compile(r"[\W\d_]+")  # URL path to words; digits dropped (page ids are not words)
 _EXTEND = 6  # tokens: how far a claim's text grows to take in the cue that completed it
 _NO_EXTEND = frozenset({"cue:regen"})  # context, not part of what is claimed
 _BULLET_WORDS = 12
 _HEADING_LOOKBACK = 40
 # A sentence ends at a newline, or at . ! ? (plus closing quotes) followed by space and
-# anything but a lower-case letter; not after a few abbreviations.
-_SENT_BREAK = re.compile(r"\n[\s]*|[.!?]+[\"'\u201d\u2019)\]]*[ \t]+(?=[^\s])")
-_ABBREV = frozenset({"e.g", "i.e", "dr", "mr", "mrs", "ms", "st", "vs", "etc", "no", "fig", "approx",
-                     "dra", "sr", "sra", "núm", "p.ej"})
+# anything but a lower-case ASCII letter; not after a few abbreviations. (Lookbehinds in
+# the regex would cost ten times more than checking the few candidate periods.)
+_SENT_BREAK = re.compile(r"\n\s*|[.!?]+[\"'\u201d\u2019)\]]*[ \t]+(?=[^\sa-z])")
+_ABBREV = ("e.g.", "i.e.", " dr.", " mr.", " mrs.", " ms.", " vs.", " st.", " no.", " fig.", " dra.", " sra.")
 _FIRST_WORD = re.compile(r"[^\W_]+")
+_NOT_START = numpy.iinfo(numpy.uint64).max  # -1 as spaCy stores it: "not a sentence start"
 
-for _attr in ("sw_stance", "sw_cue", "sw_severity", "sw_sentence"):
-    if not Span.has_extension(_attr):
-        Span.set_extension(_attr, default=None)
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -117,6 +116,21 @@ def _normalize(text: str) -> str:
     return text.translate(_NORMALIZE)
 
 
+def _doc_text(doc: Doc) -> str:
+    """The doc's text, from its context when the caller put it there.
+
+    ``Doc.text`` rebuilds the string token by token, which costs more than
+    tokenising; the Detector passes the text along in ``doc._context``.
+    """
+    ctx = doc._context
+    if isinstance(ctx, dict):
+        text = ctx.get("text")
+        if text is None:
+            text = ctx["text"] = doc.text
+        return text
+    return doc.text
+
+
 @Language.factory("stemwatch_sentences")
 def make_sentence_splitter(nlp: Language, name: str):
     return split_sentences
@@ -130,26 +144,21 @@ def split_sentences(doc: Doc) -> Doc:
     """
     if not len(doc):
         return doc
-    text = doc.text
+    text = _doc_text(doc)
+    n = len(text)
     cuts = []
     for m in _SENT_BREAK.finditer(text):
         end = m.end()
-        if end >= len(text):
-            continue
-        if text[m.start()] != "\n":
-            if text[end].islower():
-                continue
-            word = text[max(0, m.start() - 6):m.start()].rsplit(None, 1)[-1:] or [""]
-            if m.group().startswith(".") and word[0].lower().lstrip("(") in _ABBREV:
-                continue
-        cuts.append(end)
-    starts = set(numpy.searchsorted(doc.to_array(IDX), cuts).tolist()) if cuts else set()
-    doc[0].is_sent_start = True
-    if len(doc) > 1 and 1 not in starts:
-        doc[1].is_sent_start = False  # marks the doc as segmented even when it is one sentence
-    for t in starts:
-        if 0 < t < len(doc):
-            doc[t].is_sent_start = True
+        if end < n and not (text[m.start()] == "." and text[max(0, m.start() - 4):m.start() + 1].lower()
+                            .endswith(_ABBREV)):
+            cuts.append(end)
+    # One from_array call: setting token.is_sent_start one by one re-scans the doc each time.
+    flags = numpy.full((len(doc), 1), _NOT_START, dtype="uint64")
+    flags[0, 0] = 1
+    if cuts:
+        starts = numpy.searchsorted(doc.to_array(IDX), cuts)
+        flags[starts[starts < len(doc)], 0] = 1
+    doc.from_array([SENT_START], flags)
     return doc
 
 
@@ -210,8 +219,32 @@ class ClaimResolver:
         page_kind = self.kinds.kind(kind_hits, meta.get("url", ""), meta.get("title", ""), meta.get("cues"))
         doc.user_data[KIND] = page_kind
         candidates = list(doc.spans[SPANS_KEY]) if SPANS_KEY in doc.spans else []
-        doc.spans[SPANS_KEY] = self._claims(doc, candidates, cues, page_kind, meta) if candidates else []
+        if candidates:
+            candidates = self._possible(candidates, {c.label for c in cues}, meta)
+        kept = self._claims(doc, candidates, cues, page_kind, meta) if candidates else []
+        doc.spans[SPANS_KEY] = [span for span, _ in kept]
+        doc.user_data[INFO] = [info for _, info in kept]
         return doc
+
+    def _possible(self, candidates: list[Span], labels: set[str], meta: dict) -> list[Span]:
+        """Drop candidates whose required cues appear nowhere on the page: most pages stop here."""
+        title_labels = None
+        ok: dict[str, bool] = {}
+        out = []
+        for span in candidates:
+            key = span.label_ + "|" + span.id_
+            if key not in ok:
+                rules = list(self.taxonomy.categories[span.label_].requires) + \
+                    self.options.get(span.id_, {}).get("requires", [])
+                missing = [r for r in rules if "cue:" + r["cue"] not in labels]
+                if missing and all(r.get("scope") == "window" for r in missing):
+                    if title_labels is None:
+                        title_labels = meta.setdefault("_title_labels", self._context_labels(meta))
+                    missing = [r for r in missing if "cue:" + r["cue"] not in title_labels]
+                ok[key] = not missing
+            if ok[key]:
+                out.append(span)
+        return out
 
     def _pattern_ok(self, doc: Doc, span: Span, opts: dict) -> int | None:
         """The claim's start token after the pattern's own checks, or None if they fail."""
@@ -230,16 +263,21 @@ class ClaimResolver:
         for c in cues:
             page.add_cue(c)
         title_labels = None
-        best: dict[tuple[str, int], Span] = {}
+        best: dict[tuple[str, int], tuple[Span, list]] = {}
         for span in sorted(candidates, key=lambda s: (s.start, -s.end)):
             cat = span.label_
+            si = page.sent_index(span.start)
+            kept = best.get((cat, si))
+            if kept is not None and kept[1][0] == "promoted":
+                continue  # one claim per category and sentence
             opts = self.options.get(span.id_, {})
             start = self._pattern_ok(doc, span, opts)
             if start is None:
                 continue
             if title_labels is None:
-                title_labels = self._context_labels(meta)
-            si = page.sent_index(span.start)
+                title_labels = meta.get("_title_labels")
+                if title_labels is None:
+                    title_labels = meta["_title_labels"] = self._context_labels(meta)
             heading = page.heading_of(si)
             rules = list(self.taxonomy.categories[cat].requires) + opts.get("requires", [])
             found = [page.find(r, si, heading, span.start, span.end, title_labels) for r in rules]
@@ -259,17 +297,12 @@ class ClaimResolver:
                 doc, cat, span.start, span.end, sent_cues, first_word=page.first_word(si),
                 is_question=page.is_question(si), page_kind=page_kind,
                 context_cues=[c for i in sorted(support) for c in page.cues_in(i)])
-            key = (cat, si)
-            kept = best.get(key)
-            if kept is not None and (kept._.sw_stance == "promoted" or stance != "promoted"):
+            if kept is not None and stance != "promoted":
                 continue
-            claim = Span(doc, start, end, label=cat, span_id=span.id_)
-            claim._.sw_stance = stance
-            claim._.sw_cue = cue_text
-            claim._.sw_severity = self.taxonomy.severity(cat, stance)
-            claim._.sw_sentence = page.sentence_ranges(si, heading)
-            best[key] = claim
-        return sorted(best.values(), key=lambda s: s.start)
+            best[(cat, si)] = (Span(doc, start, end, label=cat, span_id=span.id_),
+                               [stance, cue_text, self.taxonomy.severity(cat, stance),
+                                page.sentence_ranges(si, heading)])
+        return sorted(best.values(), key=lambda pair: pair[0].start)
 
 
 class _PageStructure:
@@ -277,10 +310,11 @@ class _PageStructure:
 
     def __init__(self, doc: Doc, meta: dict):
         self.doc = doc
-        self.text = doc.text
-        sents = list(doc.sents)
-        self.starts = [s.start for s in sents]
-        self.chars = [(s.start_char, s.end_char) for s in sents]
+        self.text = _doc_text(doc)
+        self.starts = numpy.flatnonzero(doc.to_array(SENT_START) == 1).tolist() or [0]
+        idx = doc.to_array(IDX).tolist()
+        bounds = [idx[i] for i in self.starts] + [len(self.text)]
+        self.chars = list(zip(bounds, bounds[1:]))
         self.cues: dict[int, list[Cue]] = defaultdict(list)
         cues = meta.get("cues") or {}
         self.headings = {h.strip().lower() for h in cues.get("headings", ()) if isinstance(h, str)}
@@ -409,19 +443,19 @@ class Detector:
 
     def _result(self, doc: Doc, text: str, lang: str) -> PageAnalysis:
         claims = []
-        for span in doc.spans[SPANS_KEY]:
+        for span, (stance, cue, severity, ranges) in zip(doc.spans[SPANS_KEY], doc.user_data.get(INFO, ())):
             a, b = span.start_char, span.end_char
             claims.append(Claim(
                 category=span.label_,
-                stance=span._.sw_stance,
+                stance=stance,
                 text=text[a:b],
-                sentence=" … ".join(text[x:y] for x, y in span._.sw_sentence),
+                sentence=" … ".join(text[x:y] for x, y in ranges),
                 start=a,
                 end=b,
                 pattern=span.id_,
-                severity=span._.sw_severity,
+                severity=severity,
                 why=self.taxonomy.categories[span.label_].why,
-                cue=span._.sw_cue or "",
+                cue=cue or "",
             ))
         return PageAnalysis(page_kind=doc.user_data.get(KIND, "other"), lang=lang, claims=claims,
                             detector_version=self.version)
@@ -431,8 +465,9 @@ class Detector:
         text = text or ""
         lang = self.language(text, lang)
         nlp = self.nlps[lang]
-        doc = nlp.make_doc(_normalize(text))
-        doc._context = {"url": url or "", "title": title or "", "cues": cues or {}}
+        norm = _normalize(text)
+        doc = nlp.make_doc(norm)
+        doc._context = {"url": url or "", "title": title or "", "cues": cues or {}, "text": norm}
         return self._result(nlp(doc), text, lang)
 
     def analyze_many(self, pages: Iterable[dict], *, n_process: int = 1,
@@ -452,7 +487,8 @@ class Detector:
                 meta = {"url": page.get("url") or "", "title": page.get("title") or "",
                         "cues": page.get("cues") or {}}
                 pending.append((text, lang, meta))
-                yield (_normalize(text) if lang == "en" else ""), meta
+                norm = _normalize(text) if lang == "en" else ""
+                yield norm, dict(meta, text=norm)
 
         for doc, _ in self.nlps["en"].pipe(feed(), as_tuples=True, n_process=n_process,
                                            batch_size=batch_size):

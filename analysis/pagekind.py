@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -37,13 +38,9 @@ class PageKindScorer:
         scores = dict.fromkeys(PAGE_KINDS, 0.0)
         for kind, phrases in phrase_hits.items():
             scores[kind] += self.phrase_weight.get(kind, 1.0) * min(len(phrases), self.max_per_kind)
-        url = unquote(url or "").lower()
         if url:
-            parts = urlsplit(url if "//" in url else "//" + url)
-            where = {"url": url, "host": parts.hostname or "", "path": parts.path or ""}
-            for kind, part, rx, weight in self.url_rules:
-                if rx.search(where[part]):
-                    scores[kind] += weight
+            for kind, weight in self._url_scores(url):
+                scores[kind] += weight
         if title:
             for kind, rx, weight in self.title_rules:
                 if rx.search(title):
@@ -53,6 +50,18 @@ class PageKindScorer:
             if value:
                 scores[rule["kind"]] += rule["weight"] * min(value, rule["cap"])
         return scores
+
+    def _url_scores(self, url: str) -> list[tuple[str, float]]:
+        url = unquote(url).lower()
+        parts = urlsplit(url if "//" in url else "//" + url)
+        host, path = parts.hostname or "", parts.path or ""
+        return self._host_scores(host) + [(kind, weight) for kind, part, rx, weight in self.url_rules
+                                          if part != "host" and rx.search(url if part == "url" else path)]
+
+    @lru_cache(maxsize=4096)
+    def _host_scores(self, host: str) -> list[tuple[str, float]]:
+        """Host rules, cached: a crawl visits many pages of few sites."""
+        return [(kind, weight) for kind, part, rx, weight in self.url_rules if part == "host" and rx.search(host)]
 
     def kind(self, phrase_hits, url="", title="", cues=None) -> str:
         scores = self.scores(phrase_hits, url, title, cues)
