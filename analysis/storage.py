@@ -378,6 +378,8 @@ class Store:
                     old = old_ids.pop((row["claim_key"], row["pattern"], row["start"], row["end"]), None)
                     if old is not None:
                         row["id"] = old
+                # kept ids first: a new row must not take a kept one (rowid = max + 1)
+                rows.sort(key=lambda row: "id" not in row)
                 self.db["claims"].insert_all(rows, alter=True)
                 self.db["pages"].update(
                     page_id,

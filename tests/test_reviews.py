@@ -81,6 +81,11 @@ def test_unchanged_claims_keep_their_row_ids(fresh_db):
     ids = {r["sentence"]: r["id"] for r in fresh_db.db.query("select id, sentence from claims")}
     fresh_db.add_analyses([(1, PageAnalysis(claims=[CURE, FDA], detector_version="v2"))])
     assert {r["sentence"]: r["id"] for r in fresh_db.db.query("select id, sentence from claims")} == ids
+    # a new claim listed before the kept ones takes a fresh id, not theirs
+    new = claim("rejection-free", "No risk of rejection with your own cells.")
+    fresh_db.add_analyses([(1, PageAnalysis(claims=[new, CURE, FDA], detector_version="v3"))])
+    now = {r["sentence"]: r["id"] for r in fresh_db.db.query("select id, sentence from claims")}
+    assert {s: now[s] for s in ids} == ids and now[new.sentence] not in ids.values()
 
 
 def test_review_command_by_id_and_key(fresh_db, db_path):
