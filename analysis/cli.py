@@ -134,7 +134,7 @@ def crawl(seeds, db_path, max_pages_per_site, allow_hosts, contact, resume, scra
     unless allowed with --allow-host. Failed pages are recorded with their
     error and do not stop the crawl. Progress goes to stderr.
 
-    Example: stemwatch crawl data/seeds.csv --db data/clinics.db --contact you@example.org
+    Example: stemwatch crawl seeds.csv --db clinics.db --contact you@lab.org
     """
     from .crawl import CrawlError, run_crawl
     from .seeds import SeedError, load_seeds

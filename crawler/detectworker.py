@@ -6,11 +6,27 @@ spaCy never runs on the crawl's reactor thread (nor its core).
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+
 _detector = None
 
 
-def init():
+def _exit_with(parent_pid: int):
+    """A crawl killed with SIGKILL cannot stop its pool, and the worker (which
+    holds both ends of its queue's pipe) would wait forever: leave as soon as
+    the crawl process is gone."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent_pid:
+            os._exit(0)
+
+
+def init(parent_pid: int | None = None):
     global _detector
+    if parent_pid:
+        threading.Thread(target=_exit_with, args=(parent_pid,), daemon=True, name="orphan-watch").start()
     from analysis.detect import get_detector
 
     _detector = get_detector()

@@ -15,6 +15,7 @@ import concurrent.futures
 import importlib.util
 import logging
 import multiprocessing
+import os
 import time
 from collections import deque
 
@@ -117,7 +118,7 @@ class StoragePipeline:
 
             self.pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                initializer=detectworker.init,
+                initializer=detectworker.init, initargs=(os.getpid(),),
             )
         self.flusher = task.LoopingCall(self._tick)
         self.flusher.start(max(self.batch_seconds / 2, 0.1), now=False)

@@ -3,8 +3,11 @@ content kinds, identity, claims, the crawl record and the command line."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
@@ -25,6 +28,14 @@ def clinic_routes(other_base: str) -> dict:
             "https://www.fda.gov/consumers/stem-cells", f"{other_base}/", "/private/secret",
             "/brochure.pdf", "/photo.jpg", "/video", "/notes.txt", "/gone", "/moved",
         ])),
+        # /sitemap.xml (always tried) is an index pointing at a gzipped sitemap.
+        "/sitemap.xml": ok(
+            b'<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+            b"<sitemap><loc>/sitemap-2.xml.gz</loc></sitemap></sitemapindex>", "application/xml"),
+        "/sitemap-2.xml.gz": ok(gzip.compress(
+            b'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+            b"<url><loc>/from-index</loc></url></urlset>"), "application/x-gzip"),
+        "/from-index": ok(html("Listed in a gzipped sitemap")),
         "/about": ok(html("About us", "<p>Founded in 2010.</p>", ["/", "/treatments"])),
         "/treatments": ok(html("Treatments", "<p>We treat knees.</p>", ["/about"])),
         "/orphan": ok(html("Only in the sitemap", "<p>Hidden page.</p>")),
@@ -72,6 +83,7 @@ def test_pages_fetched_once_in_scope(crawl):
     assert hits["/treatments"] == 1  # tracking parameters and fragment dropped
     assert hits["/about"] == 1
     assert hits["/orphan"] == 1  # found through the robots.txt sitemap
+    assert hits["/from-index"] == 1  # through /sitemap.xml, an index, and a gzipped sitemap
     assert hits["/private/secret"] == 0  # robots.txt obeyed
     assert hits["/photo.jpg"] == 0  # not a page
     assert other.hits["/team"] == 1
@@ -165,10 +177,41 @@ def test_unusable_input_fails_clearly(tmp_path):
     assert not (tmp_path / "x.db.jobs").exists()
 
 
-def test_help_ends_with_example():
-    import subprocess
-    import sys
-
+def test_help_has_example():
     r = subprocess.run([sys.executable, "-m", "analysis.cli", "crawl", "--help"], capture_output=True, text=True)
     assert r.returncode == 0
-    assert r.stdout.strip().splitlines()[-1].strip().startswith("Options:") or "Example: stemwatch crawl" in r.stdout
+    description = r.stdout.split("Options:")[0].strip().splitlines()
+    assert description[-1].strip().startswith("Example: stemwatch crawl ")
+
+
+def test_scrapy_crawl_command_works_from_the_repo_root(tmp_path):
+    from tests.servers import REPO
+
+    with Site(generated_site(4)) as site:
+        seeds = tmp_path / "seeds.csv"
+        seeds.write_text(f"url,name\n{site.url('/')},Scrapy CLI clinic\n")
+        db = tmp_path / "scrapy.db"
+        r = subprocess.run(
+            [sys.executable, "-m", "scrapy", "crawl", "clinics", "-a", f"seeds={seeds}",
+             "-s", f"STEMWATCH_DB={db}", "-s", "STEMWATCH_ALLOW_HOSTS=127.0.0.1", "-s", "DOWNLOAD_DELAY=0",
+             "-s", "AUTOTHROTTLE_ENABLED=0", "-s", "STEMWATCH_DETECT=0", "-s", "LOG_LEVEL=WARNING"],
+            cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+    stored = pages(db)
+    assert len(stored) == 5 and all(row["status"] == 200 for row in stored.values())
+    conn = sqlite3.connect(db)
+    assert conn.execute("select status from crawls").fetchone()[0] == "finished"
+    assert conn.execute("select name from sites").fetchone()[0] == "Scrapy CLI clinic"
+
+
+def test_requests_to_one_site_are_spaced_by_the_download_delay(tmp_path):
+    with Site(generated_site(8, links_per_page=2)) as site:
+        db = tmp_path / "polite.db"
+        r = run_crawl_cli([site.url("/")], db, settings={
+            "DOWNLOAD_DELAY": "0.3", "DOWNLOAD_DELAY_JITTER": "0", "CONCURRENT_REQUESTS_PER_DOMAIN": "2",
+            "STEMWATCH_SITEMAPS": "0"})
+        assert r.returncode == 0, r.stderr
+    times = sorted(t for t, path in site.log if path != "/robots.txt")
+    assert len(times) == 9
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert min(gaps) >= 0.25, gaps

@@ -36,14 +36,45 @@ def stored_urls(db) -> set[str]:
         conn.close()
 
 
+def detector_workers(pid: int) -> list[int]:
+    """Detection worker processes of the crawl process `pid`."""
+    import os
+
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def kill_when(proc, db, at_least: int, timeout: float = 60):
     deadline = time.monotonic() + timeout
     while stored_count(db) < at_least:
         assert proc.poll() is None, "the crawl ended before it could be killed"
         assert time.monotonic() < deadline, "the crawl made no progress"
         time.sleep(0.05)
+    workers = detector_workers(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
+    # The detection worker notices its crawl is gone and exits by itself.
+    deadline = time.monotonic() + 10
+    while not all(gone(w) for w in workers):
+        assert time.monotonic() < deadline, f"detection workers {workers} outlived the killed crawl"
+        time.sleep(0.1)
+    return workers
 
 
 def slow_pages(routes):
@@ -60,7 +91,7 @@ def test_sigkill_and_resume(tmp_path):
     with Site(slow_pages(generated_site(TOTAL - 1, links_per_page=3))) as site:
         first = subprocess.Popen(crawl_command([site.url("/")], db, settings=SETTINGS), cwd=REPO,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        kill_when(first, db, 30)
+        assert kill_when(first, db, 30), "no detection worker was running"
         before_second = stored_urls(db)
         hits_at_first_kill = dict(site.hits)
 
