@@ -131,20 +131,14 @@ def _doc_text(doc: Doc) -> str:
     return doc.text
 
 
-@Language.factory("stemwatch_sentences")
-def make_sentence_splitter(nlp: Language, name: str):
-    return split_sentences
+def sentence_starts(doc: Doc, text: str | None = None) -> list[int]:
+    """Token indices where sentences start: after every newline, and after . ! ?
+    followed by a space and anything but a lower-case letter.
 
-
-def split_sentences(doc: Doc) -> Doc:
-    """Mark sentence starts: after every newline and after . ! ? followed by a space.
-
-    Regex over the text plus a searchsorted over token offsets: no Python loop
-    over tokens, so it costs a fraction of tokenisation.
+    A regex over the text and one searchsorted over token offsets: no Python
+    loop over tokens.
     """
-    if not len(doc):
-        return doc
-    text = _doc_text(doc)
+    text = _doc_text(doc) if text is None else text
     n = len(text)
     cuts = []
     for m in _SENT_BREAK.finditer(text):
@@ -152,13 +146,29 @@ def split_sentences(doc: Doc) -> Doc:
         if end < n and not (text[m.start()] == "." and text[max(0, m.start() - 4):m.start() + 1].lower()
                             .endswith(_ABBREV)):
             cuts.append(end)
-    # One from_array call: setting token.is_sent_start one by one re-scans the doc each time.
-    flags = numpy.full((len(doc), 1), _NOT_START, dtype="uint64")
-    flags[0, 0] = 1
+    starts = [0]
     if cuts:
-        starts = numpy.searchsorted(doc.to_array(IDX), cuts)
-        flags[starts[starts < len(doc)], 0] = 1
+        starts += [t for t in numpy.searchsorted(doc.to_array(IDX), cuts).tolist() if 0 < t < len(doc)]
+    return sorted(set(starts))
+
+
+def set_sentences(doc: Doc, starts: list[int]) -> None:
+    """Write sentence starts to the doc in one call (token.is_sent_start re-scans the doc per token)."""
+    flags = numpy.full((len(doc), 1), _NOT_START, dtype="uint64")
+    flags[starts, 0] = 1
     doc.from_array([SENT_START], flags)
+
+
+@Language.factory("stemwatch_sentences")
+def make_sentence_splitter(nlp: Language, name: str):
+    """Newline-aware sentence splitting as a component, for pipelines that want every doc
+    segmented; the detector's own pipeline segments lazily (see ClaimResolver)."""
+    return split_sentences
+
+
+def split_sentences(doc: Doc) -> Doc:
+    if len(doc):
+        set_sentences(doc, sentence_starts(doc))
     return doc
 
 
@@ -311,9 +321,10 @@ class _PageStructure:
     def __init__(self, doc: Doc, meta: dict):
         self.doc = doc
         self.text = _doc_text(doc)
-        self.starts = numpy.flatnonzero(doc.to_array(SENT_START) == 1).tolist() or [0]
-        idx = doc.to_array(IDX).tolist()
-        bounds = [idx[i] for i in self.starts] + [len(self.text)]
+        # Segmented here, only for pages with a plausible claim: nothing else needs sentences.
+        self.starts = sentence_starts(doc, self.text)
+        set_sentences(doc, self.starts)
+        bounds = [doc[i].idx for i in self.starts] + [len(self.text)]
         self.chars = list(zip(bounds, bounds[1:]))
         self.cues: dict[int, list[Cue]] = defaultdict(list)
         cues = meta.get("cues") or {}
@@ -416,7 +427,6 @@ def build_pipeline(lang: str, patterns_dir: str | Path | None = None) -> Languag
     patterns_dir = Path(patterns_dir or DEFAULT_PATTERNS_DIR)
     nlp = spacy.blank(lang)
     nlp.max_length = MAX_LENGTH
-    nlp.add_pipe("stemwatch_sentences")
     ruler = nlp.add_pipe("span_ruler", name="stemwatch_ruler", config={
         "spans_key": SPANS_KEY, "phrase_matcher_attr": "LOWER", "overwrite": True, "validate": True})
     ruler.add_patterns([{"label": r["label"], "pattern": r["pattern"], "id": r["id"]}
