@@ -69,7 +69,10 @@ def by_site(rows: list[dict]) -> dict[str, list[dict]]:
 
 
 def _day(ts: str | None) -> str:
-    return (ts or "?")[:10]
+    """2026-11-25 04:40 UTC from an ISO timestamp."""
+    if not ts:
+        return "?"
+    return f"{ts[:10]} {ts[11:16]} UTC" if len(ts) >= 16 else ts[:10]
 
 
 def describe_change(row: dict) -> str:

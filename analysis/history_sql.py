@@ -10,7 +10,10 @@ The identity and lifecycle rules, in one place:
   category, normalised sentence), see `storage.normalise_sentence`. Case,
   spacing and punctuation do not change it; any reworded sentence, a moved
   page (new URL) or a re-categorised match is a *new* claim, and the old one
-  shows as removed. The stance is not part of the identity: a claim whose
+  shows as removed. The sentence is the one the detector reports, which
+  for a list item or a paragraph under a heading starts with that heading
+  ("Conditions we treat … Autism"): a renamed heading also makes new claims
+  (the change then shows `page_changed` = 1 on both sides, same words). The stance is not part of the identity: a claim whose
   wording stays but whose stance is re-read by a better detector keeps its
   key, its history and its reviews.
 * A page is *observed* in a crawl when that crawl fetched it successfully

@@ -67,7 +67,7 @@ def test_changes_report_two_observations_not_a_deletion_date(two_crawls):
     store, c1, c2 = two_crawls
     text = format_changes(changes(store.db, Since(crawl_id=c1)))
     assert text.startswith(f"{SITE}: 1 new, 2 removed")
-    assert f"present on 2026-11-01 (crawl {c1}), absent on 2026-11-08 (crawl {c2}): page gone (HTTP 404)" in text
+    assert f"present on 2026-11-01 10:00 UTC (crawl {c1}), absent on 2026-11-08 10:00 UTC (crawl {c2}): page gone (HTTP 404)" in text
     assert "deleted" not in text
 
 
