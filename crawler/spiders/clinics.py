@@ -320,6 +320,10 @@ class ClinicsSpider(scrapy.Spider):
             page, kind = read_body(response.body, ctype, response.url)
         except ContentError as e:
             item["error"] = str(e)
+        except Exception as e:  # an extractor bug must cost one page, not the crawl
+            self.logger.exception("cannot extract %s", response.url)
+            item["error"] = f"extraction failed: {type(e).__name__}: {e}"[:300]
+        if item["error"]:
             self.crawler.stats.inc_value("stemwatch/content_errors")
             yield item
             return
