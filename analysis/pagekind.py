@@ -12,7 +12,7 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from .models import PAGE_KINDS
 
@@ -45,16 +45,19 @@ class PageKindScorer:
             for kind, rx, weight in self.title_rules:
                 if rx.search(title):
                     scores[kind] += weight
-        for key, rule in self.structured.items():
-            value = _cue_value(cues or {}, key)
-            if value:
-                scores[rule["kind"]] += rule["weight"] * min(value, rule["cap"])
+        if cues:
+            for key, rule in self.structured.items():
+                value = _cue_value(cues, key)
+                if value:
+                    scores[rule["kind"]] += rule["weight"] * min(value, rule["cap"])
         return scores
 
     def _url_scores(self, url: str) -> list[tuple[str, float]]:
-        url = unquote(url).lower()
-        parts = urlsplit(url if "//" in url else "//" + url)
-        host, path = parts.hostname or "", parts.path or ""
+        url = (unquote(url) if "%" in url else url).lower()
+        rest = url.partition("//")[2] if "//" in url else url
+        netloc, slash, path = rest.partition("/")
+        host = netloc.rpartition("@")[2].split(":")[0]
+        path = (slash + path).split("?")[0].split("#")[0]
         return self._host_scores(host) + [(kind, weight) for kind, part, rx, weight in self.url_rules
                                           if part != "host" and rx.search(url if part == "url" else path)]
 
