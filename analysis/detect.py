@@ -24,7 +24,9 @@ downloaded at run time.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import multiprocessing
 import re
 from bisect import bisect_right
 from collections import defaultdict, deque
@@ -535,10 +537,32 @@ class Detector:
                      batch_size: int = 32) -> Iterator[PageAnalysis]:
         """Analyse dicts with keys text, url, title, lang, cues; results in input order.
 
-        English pages stream through one ``nlp.pipe(..., n_process=...)``; a page in
-        another language travels through it as an empty placeholder and is analysed
-        in this process with its own pipeline, so order is kept without buffering.
+        With n_process > 1, batches go to a pool of worker processes, each running
+        ``nlp.pipe`` on its batch and sending back PageAnalysis objects. spaCy's own
+        ``nlp.pipe(n_process=...)`` ships every Doc back through to_bytes/from_bytes,
+        which costs about 2 ms a page, fifteen times the detection itself (measured
+        with benchmarks/detect.py), so it would make more processes slower.
         """
+        if n_process <= 1:
+            yield from self._pipe(pages, batch_size)
+            return
+        global _POOL_DETECTOR
+        _POOL_DETECTOR = self  # inherited by forked workers; rebuilt from patterns_dir otherwise
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+        batches = _batched(pages, batch_size)
+        with ctx.Pool(n_process, initializer=_init_worker, initargs=(str(self.patterns_dir),)) as pool:
+            while True:
+                window = list(itertools.islice(batches, n_process * 4))
+                if not window:
+                    break
+                for results in pool.map(_analyze_batch, [(b, batch_size) for b in window]):
+                    yield from results
+
+    def _pipe(self, pages: Iterable[dict], batch_size: int) -> Iterator[PageAnalysis]:
+        """English pages stream through one ``nlp.pipe``; a page in another language travels
+        through it as an empty placeholder and is analysed with its own pipeline, so order
+        is kept without buffering."""
         pending: deque[tuple[str, str, dict]] = deque()
 
         def feed():
@@ -551,13 +575,32 @@ class Detector:
                 norm = _normalize(text) if lang == "en" else ""
                 yield norm, dict(meta, text=norm)
 
-        for doc, _ in self.nlps["en"].pipe(feed(), as_tuples=True, n_process=n_process,
-                                           batch_size=batch_size):
+        for doc, _ in self.nlps["en"].pipe(feed(), as_tuples=True, batch_size=batch_size):
             text, lang, meta = pending.popleft()
             if lang == "en":
                 yield self._result(doc, text, lang)
             else:
                 yield self.analyze(text, lang=lang, **meta)
+
+
+_POOL_DETECTOR: Detector | None = None
+
+
+def _init_worker(patterns_dir: str):
+    global _POOL_DETECTOR
+    if _POOL_DETECTOR is None or str(_POOL_DETECTOR.patterns_dir) != patterns_dir:
+        _POOL_DETECTOR = Detector(patterns_dir)
+
+
+def _analyze_batch(args) -> list[PageAnalysis]:
+    pages, batch_size = args
+    return list(_POOL_DETECTOR._pipe(pages, batch_size))
+
+
+def _batched(items: Iterable, size: int) -> Iterator[list]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, max(size, 1))):
+        yield batch
 
 
 @lru_cache(maxsize=1)
