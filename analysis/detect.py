@@ -2,23 +2,26 @@
 
 Pipeline per language (``spacy.blank("en")`` / ``spacy.blank("es")``):
 
-1. ``stemwatch_sentences``: newline-aware sentence splitting, so a heading
-   line and each list item are sentences of their own;
-2. ``span_ruler`` (``stemwatch_ruler``) loaded from ``patterns/claims_<lang>.jsonl``:
+1. ``span_ruler`` (``stemwatch_ruler``) loaded from ``patterns/claims_<lang>.jsonl``:
    literal phrases labelled with a category id, matched on LOWER by one
    PhraseMatcher, written to ``doc.spans["claims"]`` as candidates;
-3. ``stemwatch_claims``: matches the cue lists (``context_``, ``stance_`` and
-   ``pagekind_<lang>.jsonl``) with a second PhraseMatcher, keeps a candidate
-   only when its category's context (taxonomy.json ``requires``) is present
-   in the sentence, its heading, the nearby sentences or the page title/URL,
-   decides its stance (stance.py) and the page kind (pagekind.py), and
-   replaces ``doc.spans["claims"]`` with the claims kept.
+2. ``stemwatch_claims``: matches the cue lists (``context_``, ``stance_`` and
+   ``pagekind_<lang>.jsonl``) with a second PhraseMatcher and decides the page
+   kind (pagekind.py). On a page with a plausible candidate it splits the text
+   into sentences (newline-aware: a heading line and each list item are
+   sentences of their own; the doc's sentence starts are set, so ``doc.sents``
+   works), keeps a candidate only when its category's context (taxonomy.json
+   ``requires``) is present in the sentence, its heading, the nearby
+   sentences or the page title/URL, decides its stance (stance.py), and
+   replaces ``doc.spans["claims"]`` with the claims kept. The same splitter is
+   registered as the ``stemwatch_sentences`` component for other pipelines.
 
-Every pattern is a literal phrase: token-Matcher patterns cost ten times more
-per word, so the few checks a phrase cannot express are pattern options
-(``case``, ``after_number``, ``requires``) applied to the candidates only.
-No trained model, no lemmatizer (patterns list inflections), nothing
-downloaded at run time.
+Speed: every pattern is a literal phrase (token-Matcher patterns cost ten
+times more per word); the few checks a phrase cannot express are pattern
+options (``case``, ``after_number``, ``requires``) applied to candidates
+only; pages without a plausible candidate are never segmented. No trained
+model, no lemmatizer (patterns list inflections), nothing downloaded at run
+time.
 """
 
 from __future__ import annotations

@@ -210,3 +210,30 @@ def test_unknown_category_in_patterns_is_refused(tmp_path, det):
         f.write('{"label": "snake-oil", "pattern": "elixir", "id": "bad"}\n')
     with pytest.raises(ValueError, match="snake-oil"):
         Detector(patterns)
+
+
+def test_sentence_splitter_is_newline_aware():
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("stemwatch_sentences")
+    doc = nlp("Conditions we treat:\nAutism\nStem cells, e.g. MSCs, help. Dr. Lee agrees! Really? yes.")
+    assert [s.text.strip() for s in doc.sents] == [
+        "Conditions we treat:", "Autism", "Stem cells, e.g. MSCs, help.", "Dr. Lee agrees!", "Really? yes."]
+
+
+def test_patterns_are_phrases_with_known_options(det):
+    """Speed contract: no token-Matcher patterns; options are ones the resolver understands."""
+    from analysis.detect import claim_patterns, cue_patterns
+
+    for lang in det.nlps:
+        for row in claim_patterns(det.patterns_dir, lang) + cue_patterns(det.patterns_dir, lang):
+            assert isinstance(row["pattern"], str) and row["pattern"], row
+            assert set(row) <= {"label", "pattern", "id", "requires", "case", "after_number"}, row
+
+
+def test_pattern_options_case_and_number(det):
+    assert "disease-cure" in promoted(det.analyze("Our stem cell therapy for MS patients.", url=CLINIC))
+    assert "disease-cure" not in promoted(det.analyze("Our stem cell therapy ms dosing.", url=CLINIC))
+    assert "unsupported-efficacy" in promoted(det.analyze("Stem cells: 87% of patients improve.", url=CLINIC))
+    assert "unsupported-efficacy" not in promoted(det.analyze("Stem cells: % of patients improve.", url=CLINIC))
