@@ -25,7 +25,13 @@ def render_cell(row, value, column, table, database, datasette):
         return Markup('<a href="{path}?claim_id={id}" title="Mark this claim">review</a> {key}').format(
             id=row["id"], key=value, path=datasette.urls.database(database) + "/mark_claim"
         )
-    if table in ("claims", "claim_changes", "claim_status") and column == "sentence" and isinstance(value, str):
+    if column == "claim_id" and table is None and isinstance(value, int):
+        # Canned queries: each claim links to the review form.
+        return Markup('<a href="{path}?claim_id={id}" title="Mark this claim">{id}: review</a>').format(
+            id=value, path=datasette.urls.database(database) + "/mark_claim"
+        )
+    if column == "sentence" and isinstance(value, str):
+        # Any table, view or query that shows a claim's sentence beside its words.
         try:
             text = row["text"]
         except (KeyError, IndexError):

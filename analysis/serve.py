@@ -21,6 +21,25 @@ CLAIM_COLUMNS = {
 }
 
 CANNED_QUERIES = {
+    "claims_to_review": {
+        "title": "Promoted claims to review",
+        "description": (
+            "Each promoted statement once per site (the latest crawl that has it), with the page it "
+            "was first found on, when it was captured, and the latest verdict. Filter by category or site."
+        ),
+        "sql": (
+            "select min(c.id) as claim_id, coalesce(s.name, c.site) as site, c.category, c.severity,\n"
+            "       c.sentence, c.text, min(c.url) as url, count(*) as pages, p.fetched_at as captured_at,\n"
+            "       (select v.verdict from claim_verdicts v where v.claim_key = c.claim_key) as verdict\n"
+            "from claims c join pages p on p.id = c.page_id left join sites s on s.domain = c.site\n"
+            "where c.stance = 'promoted'\n"
+            "  and c.crawl_id = (select max(p2.crawl_id) from pages p2 where p2.site = c.site)\n"
+            "  and (:category = '' or c.category = :category)\n"
+            "  and (:site = '' or s.name like '%' || :site || '%' or c.site = :site)\n"
+            "group by c.site, c.category, lower(c.sentence)\n"
+            "order by c.severity = 'high' desc, site, c.category"
+        ),
+    },
     "promoted_by_site": {
         "title": "Promoted claims per site",
         "description": "How many distinct promoted claims each site makes, by category, in its latest crawl.",

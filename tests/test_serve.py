@@ -114,3 +114,13 @@ def test_journalist_marks_a_claim_through_datasette(served, db_path):
         pass
     status, body = _get(f"{base}/{name}/reviews.json?_shape=array")
     assert [r["verdict"] for r in json.loads(body)] == ["confirmed"]
+
+
+def test_claims_to_review_query_highlights_and_links_to_review(served):
+    base, name = served
+    status, html = _get(f"{base}/{name}/claims_to_review?category=&site=")
+    assert status == 200
+    assert "<mark>reverse autism</mark>" in html
+    assert "mark_claim?claim_id=1" in html
+    status, body = _get(f"{base}/{name}/claims_to_review.json?category=rejection-free&site=&_shape=array")
+    assert json.loads(body) == []
