@@ -72,7 +72,6 @@ _REGION_MARGIN = 1500  # characters around the candidates that are segmented int
 # anything but a lower-case letter; not after a few abbreviations.
 _CLOSING = ".!?\"')]\u201d\u2019"
 _ABBREV = ("e.g.", "i.e.", " dr.", " mr.", " mrs.", " ms.", " vs.", " st.", " no.", " fig.", " dra.", " sra.")
-_FIRST_WORD = re.compile(r"[^\W_]+")
 _NOT_START = numpy.iinfo(numpy.uint64).max  # -1 as spaCy stores it: "not a sentence start"
 
 
@@ -310,6 +309,7 @@ class ClaimResolver:
         page.add_cues(cues)
         title_labels = None
         best: dict[tuple[str, int], tuple[Span, list]] = {}
+        all_spans = [(span.start, span.end) for span in candidates]  # claim words are never cues
         for span in sorted(candidates, key=lambda s: (s.start, -s.end)):
             cat = span.label_
             si = page.sent_index(span.start)
@@ -339,11 +339,13 @@ class ClaimResolver:
                     start, end = min(start, cue.start), max(end, cue.end)
             sent_cues = page.cues_in(si) + (page.cues_in(heading) if heading is not None else [])
             support = {page.sent_index(c.start) for c in found if c is not True} - {si, heading}
+            first, sent_end = page.word_bounds(si)
             stance, cue_text = self.stance.decide(
-                doc, cat, span.start, span.end, sent_cues, first_word=page.first_word(si),
+                doc, cat, span.start, span.end, sent_cues, first=first, sent_end=sent_end,
                 is_question=page.is_question(si), page_kind=page_kind,
-                context_cues=[c for i in sorted(support) for c in page.cues_in(i)])
-            if kept is not None and stance != "promoted":
+                context_cues=[c for i in sorted(support) for c in page.cues_in(i)],
+                claim_spans=all_spans)
+            if stance is None or (kept is not None and stance != "promoted"):
                 continue
             best[(cat, si)] = (Span(doc, start, end, label=cat, span_id=span.id_),
                                [stance, cue_text, self.taxonomy.severity(cat, stance),
@@ -436,9 +438,13 @@ class _PageStructure:
         self._heading_cache[si] = found
         return found
 
-    def first_word(self, si: int) -> str:
-        m = _FIRST_WORD.search(self._text(si))
-        return m.group().lower() if m else ""
+    def word_bounds(self, si: int) -> tuple[int, int]:
+        """The sentence's first non-space token and its end (token offsets)."""
+        first = self.starts[si]
+        end = self.starts[si + 1] if si + 1 < len(self.starts) else len(self.doc)
+        while first < end and self.doc[first].is_space:
+            first += 1
+        return first, end
 
     def is_question(self, si: int) -> bool:
         return self._text(si).rstrip().endswith("?")
@@ -467,6 +473,12 @@ class _PageStructure:
             return None
         window = rule.get("window", 0) if scope == "window" else 0
         order = [si] + [i for k in range(1, window + 1) for i in (si - k, si + k)]
+        if scope == "items" and self._is_heading(si):  # a heading also speaks for its list
+            j = si + 1
+            while j < len(self.starts) and j - si <= _HEADING_LOOKBACK and self._is_item(j) \
+                    and not self._is_heading(j):
+                order.append(j)
+                j += 1
         if heading is not None:  # a list item also has its heading's context
             order += [heading] + [i for k in range(1, window + 1) for i in (heading - k, heading + k)]
         for i in order:

@@ -2,8 +2,8 @@
 
 The matched words say *what* is claimed; the words around them, and the kind
 of page, say whether the page makes the claim. Hedges ("may help") are not
-cues: a hedged promise is still promoted. The rules' knobs live in
-patterns/stance.json.
+cues: a hedged promise is still promoted. The rules and their order are
+described, and tuned, in patterns/stance.json.
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ CAUTION = "stance:caution"
 REPORTING = "stance:reporting"
 RESEARCH = "stance:research"
 OFFER = "stance:offer"
+AFFIRM = "stance:affirm"
+TESTIMONIAL = "stance:testimonial"
 # Cues that still count when they sit in a sentence that only supplied the claim's context.
 CONTEXT_LABELS = frozenset({STRONG_NEGATION, CAUTION, REPORTING, RESEARCH})
+_NEGATIONS = frozenset({NEGATION, STRONG_NEGATION})
 
 
 class Cue(NamedTuple):
@@ -36,41 +39,69 @@ class StanceRules:
         self.negated_kinds = frozenset(cfg["negated_on_kinds"])
         self.question_stance = cfg["question_stance"]
         self.sentence_negators = frozenset(cfg["sentence_negators"])
+        self.concessives = frozenset(cfg["concessives"])
         self.research_not_excusing = frozenset(cfg["research_does_not_excuse"])
         self.default_stance = default_stance
 
-    def decide(self, doc, category: str, start: int, end: int, cues: list[Cue], *,
-               first_word: str = "", is_question: bool = False, page_kind: str = "other",
-               context_cues: list[Cue] = ()) -> tuple[str, str]:
-        """(stance, cue text) for the claim at tokens [start, end).
+    def concession_end(self, doc, first: int, limit: int) -> int | None:
+        """End of an opening concessive clause ("While there is no cure, ...") or None."""
+        if first >= limit or doc[first].lower_ not in self.concessives:
+            return None
+        for k in range(first + 1, min(limit, first + 40)):
+            if doc[k].text == ",":
+                return k
+        return None
 
-        cues: the cues of the claim's sentence (and heading); context_cues: those of
-        sentences that supplied the claim's context.
+    def decide(self, doc, category: str, start: int, end: int, cues: list[Cue], *,
+               first: int, sent_end: int, is_question: bool = False, page_kind: str = "other",
+               context_cues: list[Cue] = (), claim_spans: list[tuple[int, int]] = ()
+               ) -> tuple[str | None, str]:
+        """(stance, cue text) for the claim at tokens [start, end); stance None: not a claim.
+
+        cues: the cues of the claim's sentence (and heading); first/sent_end: the
+        sentence's first word token and end; context_cues: cues of sentences that
+        supplied the claim's context; claim_spans: every candidate claim in the sentence.
         """
-        outside = [c for c in cues if c.end <= start or c.start >= end]
-        outside += [c for c in context_cues if c.label in CONTEXT_LABELS]
-        # "no" inside "no proof" is part of a caution cue, not a denial of its own
-        longer = [c for c in outside if c.label != NEGATION]
-        outside = [c for c in outside if c.label != NEGATION or not any(
-            o.start <= c.start and c.end <= o.end for o in longer)]
+        spans = list(claim_spans) + [(start, end)]
+        own = [c for c in cues if not any(a <= c.start and c.end <= b for a, b in spans)
+               and not (c.start < end and c.end > start)]
+        own += [c for c in context_cues if c.label in CONTEXT_LABELS]
+        covering = [c for c in own if c.label != NEGATION]
+        conceded = self.concession_end(doc, first, sent_end)
+        kept = []
+        for c in own:
+            if c.label == NEGATION and any(o.start <= c.start and c.end <= o.end for o in covering):
+                continue  # "no" in "no proof", "nothing" in "nothing short of"
+            if c.label in _NEGATIONS and conceded is not None and first <= c.start and c.end <= conceded:
+                continue  # "While there is no cure for ALS, our protocol ..."
+            kept.append(c)
+        labels = {c.label for c in kept}
         denial = "negated" if page_kind in self.negated_kinds else "cautionary"
-        if first_word in self.sentence_negators and start > 0:
-            return denial, first_word
-        for c in outside:
+
+        def text(c):
+            return doc[c.start:c.end].text
+
+        for c in kept:
             if c.label == STRONG_NEGATION:
-                return denial, doc[c.start:c.end].text
-        for c in outside:
+                return denial, text(c)
+        for c in kept:
+            if c.label == CAUTION:
+                return "cautionary", text(c)
+        opener = doc[first].lower_ if first < sent_end else ""
+        if opener in self.sentence_negators and start > first and conceded is None and \
+                not any(c.label == AFFIRM and c.start == first for c in own):
+            return denial, doc[first].text
+        for c in kept:
             if c.label == NEGATION and c.end <= start and start - c.end <= self.window \
                     and not self._broken(doc, c.end, start):
-                return denial, doc[c.start:c.end].text
-        checks = [(CAUTION, "cautionary"), (REPORTING, "reported")]
-        if category not in self.research_not_excusing:
-            checks.append((RESEARCH, "reported"))
-        for label, stance in checks:
-            for c in outside:
-                if c.label == label:
-                    return stance, doc[c.start:c.end].text
-        if is_question and not any(c.label == OFFER for c in cues):
+                return denial, text(c)
+        if TESTIMONIAL not in labels:
+            checks = [REPORTING] + ([] if category in self.research_not_excusing else [RESEARCH])
+            for label in checks:
+                for c in kept:
+                    if c.label == label:
+                        return "reported", text(c)
+        if is_question and OFFER not in labels:
             return self.question_stance, "question"
         stance = self.default_stance.get(page_kind, "promoted")
         return stance, ("" if stance == "promoted" else f"page kind: {page_kind}")

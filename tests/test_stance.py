@@ -49,8 +49,6 @@ TABLE = [
     ("Researchers found that stem cells may regrow cartilage in sheep.", "cartilage-regrowth", "reported"),
     ("According to the agency, the clinic said its stem cells cure Parkinson's disease.", "disease-cure",
      "reported"),
-    # questions ask, they do not assert
-    ("Can stem cells cure autism?", "disease-cure", "reported"),
 ]
 
 
@@ -68,6 +66,28 @@ def test_negation_inside_the_claim_is_not_a_denial(det):
 
 def test_negation_in_another_clause_does_not_scope(det):
     text = "Surgery does not help everyone, but our stem cells regrow cartilage in the knee."
+    assert stance_of(det, text, "cartilage-regrowth").stance == "promoted"
+
+
+def test_a_question_is_not_a_claim(det):
+    analysis = det.analyze("Can stem cells cure autism?\nNo: nobody can promise that.", url=CLINIC)
+    assert [c for c in analysis.claims if c.category == "disease-cure"] == []
+
+
+def test_affirming_idioms_are_not_denials(det):
+    claim = stance_of(det, "Our stem cell therapy is nothing short of a miracle.", "miracle-guarantee")
+    assert claim.stance == "promoted"
+    text = "After our exosome infusions, some children no longer meet the criteria for autism."
+    assert stance_of(det, text, "disease-cure").stance == "promoted"
+
+
+def test_concessive_opening_does_not_deny_the_offer(det):
+    text = "While there is no cure for ALS, our stem cell protocol may slow the disease."
+    assert stance_of(det, text, "disease-cure").stance == "promoted"
+
+
+def test_patient_voice_is_not_reporting(det):
+    text = "Our patients say the stem cell injections regrew the cartilage in their knees."
     assert stance_of(det, text, "cartilage-regrowth").stance == "promoted"
 
 
