@@ -177,9 +177,9 @@ def _sentence_cuts(text: str, lo: int = 0, hi: int | None = None) -> list[int]:
 def _to_tokens(doc: Doc, cuts: list[int]) -> tuple[list[int], list[int]]:
     """Sentence-start token indices for character cuts, and those tokens' character offsets."""
     idx = doc.to_array(IDX)
-    tokens = numpy.searchsorted(idx, cuts)
-    starts = numpy.unique(numpy.concatenate(([0], tokens[tokens < len(doc)])))
-    return starts.tolist(), idx[starts].tolist()
+    n = len(doc)
+    starts = [0] + sorted({t for t in numpy.searchsorted(idx, cuts).tolist() if 0 < t < n})
+    return starts, idx[starts].tolist()
 
 
 def set_sentences(doc: Doc, starts: list[int]) -> None:
@@ -306,10 +306,13 @@ class ClaimResolver:
     def _claims(self, doc, candidates, cues, page_kind, meta) -> list[Span]:
         page = _PageStructure(doc, meta, min(c.start_char for c in candidates),
                               max(c.end_char for c in candidates))
-        page.add_cues(cues)
+        claimed = bytearray(len(doc))  # tokens inside some candidate: their words are never stance cues
+        for span in candidates:
+            claimed[span.start:span.end] = b"\x01" * (span.end - span.start)
+        page.add_cues([c for c in cues if not (c.label.startswith("stance:") and claimed[c.start]
+                                               and claimed[c.end - 1])])
         title_labels = None
         best: dict[tuple[str, int], tuple[Span, list]] = {}
-        all_spans = [(span.start, span.end) for span in candidates]  # claim words are never cues
         for span in sorted(candidates, key=lambda s: (s.start, -s.end)):
             cat = span.label_
             si = page.sent_index(span.start)
@@ -343,8 +346,7 @@ class ClaimResolver:
             stance, cue_text = self.stance.decide(
                 doc, cat, span.start, span.end, sent_cues, first=first, sent_end=sent_end,
                 is_question=page.is_question(si), page_kind=page_kind,
-                context_cues=[c for i in sorted(support) for c in page.cues_in(i)],
-                claim_spans=all_spans)
+                context_cues=[c for i in sorted(support) for c in page.cues_in(i)])
             if stance is None or (kept is not None and stance != "promoted"):
                 continue
             best[(cat, si)] = (Span(doc, start, end, label=cat, span_id=span.id_),

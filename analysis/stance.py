@@ -54,17 +54,14 @@ class StanceRules:
 
     def decide(self, doc, category: str, start: int, end: int, cues: list[Cue], *,
                first: int, sent_end: int, is_question: bool = False, page_kind: str = "other",
-               context_cues: list[Cue] = (), claim_spans: list[tuple[int, int]] = ()
-               ) -> tuple[str | None, str]:
+               context_cues: list[Cue] = ()) -> tuple[str | None, str]:
         """(stance, cue text) for the claim at tokens [start, end); stance None: not a claim.
 
-        cues: the cues of the claim's sentence (and heading); first/sent_end: the
-        sentence's first word token and end; context_cues: cues of sentences that
-        supplied the claim's context; claim_spans: every candidate claim in the sentence.
+        cues: the cues of the claim's sentence (and heading), without those inside
+        other claims' words; first/sent_end: the sentence's first word token and end;
+        context_cues: cues of sentences that supplied the claim's context.
         """
-        spans = list(claim_spans) + [(start, end)]
-        own = [c for c in cues if not any(a <= c.start and c.end <= b for a, b in spans)
-               and not (c.start < end and c.end > start)]
+        own = [c for c in cues if not (c.start < end and c.end > start)]
         own += [c for c in context_cues if c.label in CONTEXT_LABELS]
         covering = [c for c in own if c.label != NEGATION]
         conceded = self.concession_end(doc, first, sent_end)
