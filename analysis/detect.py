@@ -9,8 +9,7 @@ Pipeline per language (``spacy.blank("en")`` / ``spacy.blank("es")``):
    ``pagekind_<lang>.jsonl``) with a second PhraseMatcher and decides the page
    kind (pagekind.py). On a page with a plausible candidate it splits the text
    into sentences (newline-aware: a heading line and each list item are
-   sentences of their own; the doc's sentence starts are set, so ``doc.sents``
-   works), keeps a candidate only when its category's context (taxonomy.json
+   sentences of their own), keeps a candidate only when its category's context (taxonomy.json
    ``requires``) is present in the sentence, its heading, the nearby
    sentences or the page title/URL, decides its stance (stance.py), and
    replaces ``doc.spans["claims"]`` with the claims kept. The same splitter is
@@ -361,7 +360,9 @@ class _PageStructure:
     def __init__(self, doc: Doc, meta: dict, lo: int, hi: int):
         """Segments only the lines around the candidates, text[lo:hi] widened to whole lines
         plus a margin: sentences further away cannot supply context (windows are a few
-        sentences). Before and after that region the doc is one pseudo-sentence each."""
+        sentences). Before and after that region the doc is one pseudo-sentence each.
+        The boundaries stay here: writing them to the doc (set_sentences) would cost a
+        tenth of the detection and nothing downstream reads doc.sents."""
         self.doc = doc
         self.text = text = _doc_text(doc)
         n = len(text)
@@ -379,7 +380,6 @@ class _PageStructure:
             self.outside.add(0)
         if hi < n and bounds[-1] >= hi:
             self.outside.add(len(self.starts) - 1)
-        set_sentences(doc, self.starts)
         bounds.append(n)
         self.chars = list(zip(bounds, bounds[1:]))
         self.cues: dict[int, list[Cue]] = defaultdict(list)
