@@ -74,7 +74,6 @@ _ABBREV = ("e.g.", "i.e.", " dr.", " mr.", " mrs.", " ms.", " vs.", " st.", " no
 _NOT_START = numpy.iinfo(numpy.uint64).max  # -1 as spaCy stores it: "not a sentence start"
 
 
-
 def read_jsonl(path: Path) -> list[dict]:
     rows = []
     with open(path, encoding="utf-8") as f:
@@ -138,7 +137,7 @@ def sentence_starts(doc: Doc, text: str | None = None) -> list[int]:
     """Token indices where sentences start: after every newline, and after . ! ?
     followed by a space and anything but a lower-case letter.
 
-    A regex over the text and one searchsorted over token offsets: no Python
+    str.find over the text and one searchsorted over token offsets: no Python
     loop over tokens.
     """
     return _to_tokens(doc, _sentence_cuts(_doc_text(doc) if text is None else text))[0]
@@ -236,10 +235,14 @@ class ClaimResolver:
             self.keys[nlp.vocab.strings[key]] = (label, phrase)
 
     def _context_labels(self, meta: dict) -> frozenset[str]:
-        """Cue labels found in the page title and the words of the URL path."""
-        url = meta.get("url") or ""
-        slug = _SLUG_SPLIT.sub(" ", unquote(urlsplit(url).path)) if url else ""
-        return self._labels_in(f"{meta.get('title') or ''}\n{slug}".translate(_NORMALIZE).strip())
+        """Cue labels found in the page title and the words of the URL path (once per page)."""
+        labels = meta.get("_title_labels")
+        if labels is None:
+            url = meta.get("url") or ""
+            slug = _SLUG_SPLIT.sub(" ", unquote(urlsplit(url).path)) if url else ""
+            labels = meta["_title_labels"] = self._labels_in(
+                f"{meta.get('title') or ''}\n{slug}".translate(_NORMALIZE).strip())
+        return labels
 
     @lru_cache(maxsize=8192)
     def _labels_in(self, text: str) -> frozenset[str]:
@@ -272,7 +275,6 @@ class ClaimResolver:
 
     def _possible(self, candidates: list[Span], labels: set[str], meta: dict) -> list[Span]:
         """Drop candidates whose required cues appear nowhere on the page: most pages stop here."""
-        title_labels = None
         ok: dict[str, bool] = {}
         out = []
         for span in candidates:
@@ -282,8 +284,7 @@ class ClaimResolver:
                     self.options.get(span.id_, {}).get("requires", [])
                 missing = [r for r in rules if "cue:" + r["cue"] not in labels]
                 if missing and all(r.get("scope") == "window" for r in missing):
-                    if title_labels is None:
-                        title_labels = meta.setdefault("_title_labels", self._context_labels(meta))
+                    title_labels = self._context_labels(meta)
                     missing = [r for r in missing if "cue:" + r["cue"] not in title_labels]
                 ok[key] = not missing
             if ok[key]:
@@ -323,9 +324,7 @@ class ClaimResolver:
             if start is None:
                 continue
             if title_labels is None:
-                title_labels = meta.get("_title_labels")
-                if title_labels is None:
-                    title_labels = meta["_title_labels"] = self._context_labels(meta)
+                title_labels = self._context_labels(meta)
             heading = page.heading_of(si)
             rules = list(self.taxonomy.categories[cat].requires) + opts.get("requires", [])
             found = [page.find(r, si, heading, span.start, span.end, title_labels) for r in rules]
