@@ -405,7 +405,14 @@ class _PageStructure:
 
     # lines and headings
     def _ends_line(self, si: int) -> bool:
-        return si == len(self.starts) - 1 or self._text(si).rstrip(" \t").endswith("\n")
+        if si == len(self.starts) - 1:
+            return True
+        a, k = self.chars[si]
+        text = self.text
+        k -= 1
+        while k > a and text[k] in " \t":
+            k -= 1
+        return text[k] == "\n"
 
     def _whole_line(self, si: int) -> bool:
         return (si == 0 or self._ends_line(si - 1)) and self._ends_line(si)
