@@ -503,6 +503,9 @@ def build_pipeline(lang: str, patterns_dir: str | Path | None = None) -> Languag
     patterns_dir = Path(patterns_dir or DEFAULT_PATTERNS_DIR)
     nlp = spacy.blank(lang)
     nlp.max_length = MAX_LENGTH
+    if lang != "en":  # split "90%" into "90" "%" as English does, so "%" patterns see the number
+        suffixes = list(nlp.Defaults.suffixes or []) + [r"(?<=[0-9])%"]
+        nlp.tokenizer.suffix_search = spacy.util.compile_suffix_regex(suffixes).search
     ruler = nlp.add_pipe("span_ruler", name="stemwatch_ruler", config={
         "spans_key": SPANS_KEY, "phrase_matcher_attr": "LOWER", "overwrite": True, "validate": True})
     ruler.add_patterns([{"label": r["label"], "pattern": r["pattern"], "id": r["id"]}

@@ -92,6 +92,8 @@ POSITIVES_ES = [
      "live-cells-in-processed-product"),
     ("La terapia con células madre es un milagro para el dolor crónico.", "miracle-guarantee"),
     ("Resultados garantizados con nuestras células madre del cordón umbilical.", "miracle-guarantee"),
+    ("El 90% de nuestros pacientes mejora con células madre.", "unsupported-efficacy"),
+    ("Las células madre del cordón umbilical no generan rechazo.", "rejection-free"),
 ]
 NEAR_MISSES_ES = [
     ("El trasplante de médula ósea trata la leucemia y el linfoma.", "disease-cure"),
