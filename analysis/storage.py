@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -217,28 +218,31 @@ class Store:
                 f"{self.path} was written by a newer stemwatch (unknown migrations: "
                 f"{', '.join(sorted(newer))}); upgrade stemwatch to use it"
             )
-        pending = self.pending_migrations()
-        if not pending:
+        if not self.pending_migrations():
             return []
-        if applied or self.db.table_names():
-            self.backup(self.path.with_name(self.path.name + f".before-{pending[0]}.bak"))
         # All pending migrations in one write transaction: all or nothing, and
         # a second process opening the same old database waits, then finds
-        # nothing left to do.
+        # nothing left to do. The copy is taken under the same lock, so it is
+        # the database as it was just before the upgrade.
         with write_transaction(self.db):
             pending = self.pending_migrations()
+            if pending and (MIGRATIONS.applied(self.db) or self.db.table_names()):
+                self.backup(self.path.with_name(self.path.name + f".before-{pending[0]}.bak"))
             MIGRATIONS.apply(self.db)
         return pending
 
     def backup(self, dest: str | Path) -> Path:
         """A consistent copy made with SQLite's online backup API."""
         dest = Path(dest)
-        tmp = dest.with_name(dest.name + ".part")
+        tmp = dest.with_name(f"{dest.name}.{os.getpid()}.part")  # one per process: no two writers
+        # from a connection of its own: this one may hold the write lock (migrate)
+        source = sqlite3.connect(str(self.path), timeout=30)
         target = sqlite3.connect(str(tmp))
         try:
-            self.db.conn.backup(target)
+            source.backup(target)
         finally:
             target.close()
+            source.close()
         shutil.move(str(tmp), str(dest))
         return dest
 

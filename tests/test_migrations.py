@@ -167,3 +167,33 @@ def test_m004_claim_status_has_the_same_rows_as_before(db_path):
     store.migrate()
     assert [tuple(r) for r in store.db.execute(query)] == before
     store.close()
+
+
+OPEN_AND_READ = """
+import sys
+from analysis.storage import Store
+store = Store(sys.argv[1])
+print(store.db.execute("select count(*) from claim_status").fetchone()[0])
+store.close()
+"""
+
+
+def test_processes_opening_an_old_database_at_once_upgrade_it_once(foundation_db):
+    import subprocess
+    import sys
+
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_AND_READ, str(foundation_db)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    try:
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outs]
+    assert {out.strip() for out, _ in outs} == {"3"}
+    assert applied(foundation_db) == [m.name for m in MIGRATIONS._migrations]
+    # one copy, taken under the upgrade's lock: the database as it was before
+    [backup] = [p for p in foundation_db.parent.iterdir() if p.name.endswith(".bak")]
+    assert applied(backup) == ["m001_foundation"]
+    assert not [p for p in foundation_db.parent.iterdir() if p.name.endswith(".part")]
