@@ -254,21 +254,20 @@ class ClaimResolver:
     def __call__(self, doc: Doc) -> Doc:
         meta = doc._context if isinstance(doc._context, dict) else {}
         kind_hits: dict[str, set[str]] = defaultdict(set)
-        matches = self.matcher(doc)
         keys = self.keys
-        for key, _, _ in matches:
+        cues = []
+        for key, start, end in self.matcher(doc):
             label, phrase = keys[key]
             if phrase:
                 kind_hits[label[5:]].add(phrase)
+            else:
+                cues.append(Cue(label, start, end))
         page_kind = self.kinds.kind(kind_hits, meta.get("url", ""), meta.get("title", ""), meta.get("cues"))
         doc.user_data[KIND] = page_kind
         candidates = list(doc.spans[SPANS_KEY]) if SPANS_KEY in doc.spans else []
         if candidates:
-            candidates = self._possible(candidates, {keys[k][0] for k, _, _ in matches}, meta)
-        kept = []
-        if candidates:
-            cues = [Cue(keys[k][0], start, end) for k, start, end in matches if not keys[k][1]]
-            kept = self._claims(doc, candidates, cues, page_kind, meta)
+            candidates = self._possible(candidates, {c.label for c in cues}, meta)
+        kept = self._claims(doc, candidates, cues, page_kind, meta) if candidates else []
         doc.spans[SPANS_KEY] = [span for span, _ in kept]
         doc.user_data[INFO] = [info for _, info in kept]
         return doc
