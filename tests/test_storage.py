@@ -133,6 +133,11 @@ def test_writer_and_readers_in_separate_processes(fresh_db, db_path):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     reader = subprocess.Popen([sys.executable, "-c", READER, str(db_path), "4"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "1"  # the first batch is in
+    copy = db_path.with_name("copy.db")  # an online backup in the middle of the writes
+    backup = subprocess.run([sys.executable, "-m", "analysis.cli", "backup", "--db", str(db_path), str(copy)],
+                            capture_output=True, text=True, timeout=60)
+    assert backup.returncode == 0, backup.stderr
     reviews = []
     deadline = time.monotonic() + 4
     while time.monotonic() < deadline:  # a journalist recording verdicts meanwhile
@@ -149,6 +154,11 @@ def test_writer_and_readers_in_separate_processes(fresh_db, db_path):
     conn = sqlite3.connect(db_path)
     assert conn.execute("select count(*) from pages").fetchone()[0] == 1 + 60 * 20
     assert conn.execute("select count(*) from reviews").fetchone()[0] == len(reviews) >= 2
+    conn.close()
+    conn = sqlite3.connect(copy)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    copied = conn.execute("select count(*) from pages").fetchone()[0]
+    assert copied > 1 and (copied - 1) % 20 == 0  # whole batches: one consistent state
     conn.close()
 
 
