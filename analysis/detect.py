@@ -282,7 +282,7 @@ class ClaimResolver:
                 rules = list(self.taxonomy.categories[span.label_].requires) + \
                     self.options.get(span.id_, {}).get("requires", [])
                 missing = [r for r in rules if "cue:" + r["cue"] not in labels]
-                if missing and all(r.get("scope") == "window" for r in missing):
+                if missing and all(r.get("scope") in ("window", "page") for r in missing):
                     title_labels = self._context_labels(meta)
                     missing = [r for r in missing if "cue:" + r["cue"] not in title_labels]
                 ok[key] = not missing
@@ -386,6 +386,7 @@ class _PageStructure:
         self._heading_cache: dict[int, int | None] = {}
 
     def add_cues(self, cues: list[Cue]):
+        self.labels = {c.label for c in cues}
         where = numpy.searchsorted(self.starts, [c.start for c in cues], side="right").tolist()
         outside = self.outside
         for i, cue in zip(where, cues):
@@ -468,6 +469,8 @@ class _PageStructure:
         """The cue a requirement asks for (True for a title/URL hit), or None."""
         label = "cue:" + rule["cue"]
         scope = rule.get("scope", "sentence")
+        if scope == "page":
+            return True if label in self.labels or label in title_labels else None
         if scope in ("near", "after"):
             d = rule.get("distance", 4)
             for c in self.cues_in(si):
