@@ -239,3 +239,10 @@ def test_pattern_options_case_and_number(det):
     assert "disease-cure" not in promoted(det.analyze("Our stem cell therapy ms dosing.", url=CLINIC))
     assert "unsupported-efficacy" in promoted(det.analyze("Stem cells: 87% of patients improve.", url=CLINIC))
     assert "unsupported-efficacy" not in promoted(det.analyze("Stem cells: % of patients improve.", url=CLINIC))
+
+
+def test_guarantee_takes_context_from_anywhere_on_the_page(det):
+    filler = " ".join(f"Our clinic is open on day {i} of the week." for i in range(1, 7))
+    text = f"Umbilical stem cell injections for knees.\n{filler}\nEvery treatment comes with guaranteed results."
+    assert "miracle-guarantee" in promoted(det.analyze(text, url=CLINIC))
+    assert "miracle-guarantee" not in promoted(det.analyze(f"{filler}\nGuaranteed results.", url=CLINIC))
