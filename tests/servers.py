@@ -151,6 +151,13 @@ class Site:
         return None
 
 
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (just released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def gzip_bomb(size: int) -> bytes:
     """`size` bytes of zeros, gzip-compressed (about 1000x smaller)."""
     return gzip.compress(b"\0" * size, compresslevel=9)

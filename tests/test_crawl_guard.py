@@ -4,6 +4,7 @@ loopback, redirects from an allowed site, and a seed that is not allowed."""
 from __future__ import annotations
 
 import socket
+import sqlite3
 
 import pytest
 
@@ -73,3 +74,18 @@ def test_resolver_refuses_names_of_internal_addresses():
     with pytest.raises(BlockedByResolver):
         resolver._check("10.0.0.7", "intranet.example.org")
     assert blocked_reason("intranet.example.org") == "blocked: intranet.example.org resolves to 10.0.0.7, a private address"
+
+
+def test_unresolvable_and_refusing_sites_are_error_rows(tmp_path):
+    from tests.servers import free_port
+
+    closed = free_port()  # nothing listens there
+    db = tmp_path / "down.db"
+    r = run_crawl_cli(["http://no-such-clinic.invalid/", f"http://127.0.0.1:{closed}/"], db,
+                      settings={"DNS_TIMEOUT": "5"})
+    assert r.returncode == 0, r.stderr
+    conn = sqlite3.connect(db)
+    errors = dict(conn.execute("select url, error from pages"))
+    assert errors["http://no-such-clinic.invalid/"].startswith("dns: cannot resolve no-such-clinic.invalid")
+    assert errors[f"http://127.0.0.1:{closed}/"] == "connection refused"
+    assert conn.execute("select status from crawls").fetchone()[0] == "finished"

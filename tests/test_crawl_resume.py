@@ -135,3 +135,23 @@ def test_resume_refuses_a_finished_crawl(tmp_path):
         assert run_crawl_cli([site.url("/")], db).returncode == 0
         r = run_crawl_cli([], db, "--resume")
     assert r.returncode != 0 and "has finished" in r.stderr
+
+
+def test_sigkill_before_the_first_page_is_stored(tmp_path):
+    db = tmp_path / "early.db"
+    with Site(generated_site(19)) as site:
+        proc = subprocess.Popen(crawl_command([site.url("/")], db, settings=SETTINGS), cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        job = tmp_path / "early.db.jobs" / "current.json"
+        deadline = time.monotonic() + 30
+        while not job.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert stored_count(db) < 20
+        r = run_crawl_cli([], db, "--resume", settings=SETTINGS)
+        assert r.returncode == 0, r.stderr
+    conn = sqlite3.connect(db)
+    assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("select id, status, pages from crawls").fetchall() == [(1, "finished", 20)]
