@@ -86,10 +86,13 @@ def review(claim_ref, verdict, note, reviewer, db_path):
     try:
         row = add_review(store.db, claim_ref, verdict, note, reviewer)
         n = len(review_history(store.db, row["claim_key"]))
+        claim = store.db.execute("select category, stance, sentence, url from claims where id = ?",
+                                 [row["claim_id"]]).fetchone()
     except StoreError as e:
         raise click.ClickException(str(e))
     finally:
         store.close()
+    click.echo(f"{claim[0]}/{claim[1]} on {claim[3]}: \"{claim[2]}\"")
     click.echo(f"claim {row['claim_key']} (row {row['claim_id']}): {verdict} by {row['reviewer']} "
                f"at {row['reviewed_at']} ({n} review{'s' if n > 1 else ''} in its history)")
 

@@ -96,6 +96,7 @@ def test_review_command_by_id_and_key(fresh_db, db_path):
     first = runner.invoke(cli, ["review", str(row["id"]), "--verdict", "unsure", "--by", "ana", "--db", str(db_path)])
     assert first.exit_code == 0, first.output
     assert "unsure by ana" in first.output and "(1 review in its history)" in first.output
+    assert f'regulatory-misrepresentation/promoted on https://clinic.example/: "{FDA.sentence}"' in first.output
     second = runner.invoke(cli, ["review", row["claim_key"], "--verdict", "confirmed", "--note", "seen",
                                  "--db", str(db_path)], env={"STEMWATCH_REVIEWER": "ben"})
     assert second.exit_code == 0, second.output
