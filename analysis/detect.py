@@ -50,7 +50,7 @@ from .pagekind import PageKindScorer
 from .stance import Cue, StanceRules
 from .taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
 
-CODE_VERSION = "2.0"
+CODE_VERSION = "2.1"  # bump when detection code changes behaviour
 SPANS_KEY = "claims"
 LANGS = ("en", "es")
 CUE_FILES = ("context", "stance", "pagekind")
