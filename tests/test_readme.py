@@ -27,3 +27,11 @@ def test_command_help_ends_with_an_example(command):
 def test_readme_gives_make_test_and_ci_runs_it():
     assert "make test" in README
     assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_example_seed_list_loads_cleanly():
+    from analysis.seeds import load_seeds
+
+    seeds, problems = load_seeds([str(REPO / "data" / "seeds.example.csv")])
+    assert problems == []
+    assert len(seeds) == 3 and all(s["url"].startswith("https://") and s["name"] for s in seeds)
