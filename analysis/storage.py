@@ -358,40 +358,38 @@ class Store:
     def add_analyses(self, results: Iterable[tuple[int, PageAnalysis]]) -> int:
         """Store the detector's verdict on pages, replacing any earlier one
         for the same page, in one transaction. Returns claims written."""
-        written = 0
+        rows: list[dict] = []
         with write_transaction(self.db):
-            for page_id, analysis in results:
-                page = self.db["pages"].get(page_id)
+            for page_id, analysis in dict(results).items():  # a page listed twice: its last analysis
+                page = self.db.execute("select crawl_id, site, url from pages where id = ?", [page_id]).fetchone()
+                if page is None:
+                    raise StoreError(f"no page with id {page_id} to store an analysis for")
+                crawl_id, site, url = page
                 # an unchanged claim keeps its row id, so links to it stay valid
                 old_ids = {
                     tuple(r[1:]): r[0] for r in self.db.execute(
                         'select id, claim_key, pattern, start, "end" from claims where page_id = ?', [page_id])
                 }
                 self.db.execute("delete from claims where page_id = ?", [page_id])
-                rows = [
-                    {
-                        "page_id": page_id, "crawl_id": page["crawl_id"], "site": page["site"],
-                        "url": page["url"], **c.to_dict(), "page_kind": analysis.page_kind,
-                        "lang": analysis.lang,
-                        "claim_key": claim_key(page["site"], page["url"], c.category, c.sentence),
+                for c in analysis.claims:
+                    row = {
+                        "page_id": page_id, "crawl_id": crawl_id, "site": site, "url": url,
+                        **c.to_dict(), "page_kind": analysis.page_kind, "lang": analysis.lang,
+                        "claim_key": claim_key(site, url, c.category, c.sentence),
                         "detector_version": analysis.detector_version,
                     }
-                    for c in analysis.claims
-                ]
-                for row in rows:
                     old = old_ids.pop((row["claim_key"], row["pattern"], row["start"], row["end"]), None)
                     if old is not None:
                         row["id"] = old
-                # kept ids first: a new row must not take a kept one (rowid = max + 1)
-                rows.sort(key=lambda row: "id" not in row)
+                    rows.append(row)
+                self.db.execute(
+                    "update pages set page_kind = ?, lang = ?, detector_version = ? where id = ?",
+                    [analysis.page_kind, analysis.lang, analysis.detector_version, page_id])
+            # one insert for the batch; kept ids first, so a new row (rowid = max + 1) never takes one
+            rows.sort(key=lambda row: "id" not in row)
+            if rows:
                 self.db["claims"].insert_all(rows, alter=True)
-                self.db["pages"].update(
-                    page_id,
-                    {"page_kind": analysis.page_kind, "lang": analysis.lang,
-                     "detector_version": analysis.detector_version},
-                )
-                written += len(rows)
-        return written
+        return len(rows)
 
     def pages_to_analyze(self, crawl_id: int | None = None, version: str | None = None,
                          columns: str = "id, url, title, text, lang") -> list[dict]:

@@ -105,3 +105,21 @@ def test_review_command_by_id_and_key(fresh_db, db_path):
     assert bad.exit_code == 1 and "no claim with id 777" in bad.output
     wrong = runner.invoke(cli, ["review", "1", "--verdict", "maybe", "--db", str(db_path)])
     assert wrong.exit_code == 2 and "maybe" in wrong.output
+
+
+def test_a_batch_of_pages_keeps_ids_and_takes_each_pages_last_analysis(fresh_db):
+    crawl_with(fresh_db, {"/": [FDA], "/b": [CURE]})
+    before = {r["url"]: r["id"] for r in fresh_db.db.query("select id, url from claims")}
+    new = claim("rejection-free", "No risk of rejection with your own cells.")
+    written = fresh_db.add_analyses([
+        (1, PageAnalysis(claims=[new, FDA], detector_version="v2")),
+        (2, PageAnalysis(claims=[CURE, new], detector_version="v2")),
+        (1, PageAnalysis(claims=[new, FDA], detector_version="v3")),  # the page again: this one wins
+    ])
+    assert written == 4
+    rows = list(fresh_db.db.query("select id, url, sentence, detector_version from claims order by id"))
+    assert len(rows) == 4 and len({r["id"] for r in rows}) == 4
+    kept = {r["url"]: r["id"] for r in rows if r["sentence"] != new.sentence}
+    assert kept == before
+    assert {r["url"]: r["detector_version"] for r in rows} == {
+        "https://clinic.example/": "v3", "https://clinic.example/b": "v2"}
