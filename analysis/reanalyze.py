@@ -106,6 +106,13 @@ def _pool(detector, workers: int):
         initializer=_init_worker, initargs=(str(patterns_dir), detector.version))
 
 
+def detected_verdicts(store: Store) -> dict[str, str]:
+    """claim_key -> current verdict, for reviewed claims some stored page still has."""
+    return dict(store.db.execute(
+        "select v.claim_key, v.verdict from claim_verdicts v "
+        "where exists (select 1 from claims c where c.claim_key = v.claim_key)").fetchall())
+
+
 def reanalyze(store: Store, detector, *, crawl_id: int | None = None, workers: int = 2,
               batch: int = 100, progress: Callable[[int, int], None] | None = None) -> dict:
     """Detect claims again in every page `detector.version` has not read.
@@ -120,6 +127,7 @@ def reanalyze(store: Store, detector, *, crawl_id: int | None = None, workers: i
          "workers": workers, "pages": 0, "claims": 0, "status": "running"}).last_pk
     done = claims = 0
     status = "interrupted"
+    reviewed = detected_verdicts(store)
 
     def write(results):
         nonlocal done, claims
@@ -149,13 +157,28 @@ def reanalyze(store: Store, detector, *, crawl_id: int | None = None, workers: i
         store.db["reanalysis_runs"].update(run_id, {
             "finished_at": utcnow(), "pages": done, "claims": claims, "workers": workers,
             "seconds": seconds, "status": status})
+    # reviewed claims this detector no longer finds anywhere: their verdicts stay in
+    # `reviews`; a confirmed claim lost is worth a look at the pattern change
+    still = detected_verdicts(store)
+    lost = {key: verdict for key, verdict in reviewed.items() if key not in still}
     return {"run": run_id, "version": version, "pages": done, "claims": claims, "seconds": seconds,
-            "workers": workers, "pages_per_second": round(done / seconds, 1) if seconds and done else None}
+            "workers": workers, "pages_per_second": round(done / seconds, 1) if seconds and done else None,
+            "verdicts_no_longer_detected": lost}
 
 
 def describe(result: dict) -> str:
     if not result["pages"]:
         return f"Every page was already analysed by detector {result['version']}; nothing to do."
+    lost = result.get("verdicts_no_longer_detected") or {}
+    if lost:
+        counts: dict[str, int] = {}
+        for verdict in lost.values():
+            counts[verdict] = counts.get(verdict, 0) + 1
+        summary = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
+        note = (f"\n{len(lost)} reviewed claim{'s are' if len(lost) > 1 else ' is'} no longer detected "
+                f"({summary}); the verdicts are kept: {', '.join(sorted(lost))}")
+    else:
+        note = ""
     return (f"Re-analysed {result['pages']} pages with detector {result['version']} "
             f"({result['workers']} process{'es' if result['workers'] > 1 else ''}): "
-            f"{result['claims']} claims in {result['seconds']}s ({result['pages_per_second']} pages/s)")
+            f"{result['claims']} claims in {result['seconds']}s ({result['pages_per_second']} pages/s)" + note)

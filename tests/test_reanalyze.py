@@ -12,7 +12,7 @@ from history_helpers import SITE, day
 from analysis.cli import cli
 from analysis.history import Since, changes
 from analysis.models import Claim, PageAnalysis
-from analysis.reanalyze import reanalyze
+from analysis.reanalyze import describe, reanalyze
 from analysis.reviews import add_review
 
 PATTERNS = Path(__file__).resolve().parent.parent / "patterns"
@@ -115,11 +115,14 @@ def test_changed_pattern_file_keeps_verdicts(fresh_db, db_path, tmp_path):
     assert after.version != before.version
     result = reanalyze(fresh_db, after, crawl_id=c2, workers=2)
     assert result["pages"] == 2
+    assert result["verdicts_no_longer_detected"] == {}  # crawl 1 still has the FDA claim
     # crawl 1 still holds the old reading: the change is flagged as the detector's
     [removed] = [r for r in changes(fresh_db.db, Since(crawl_id=c1)) if r["change"] == "removed"]
     assert (removed["claim_key"], removed["page_changed"], removed["detector_changed"]) == (keys[FDA], 0, 1)
     assert removed["verdict"] == "confirmed"
-    reanalyze(fresh_db, after)
+    result = reanalyze(fresh_db, after)
+    assert result["verdicts_no_longer_detected"] == {keys[FDA]: "confirmed"}
+    assert "1 reviewed claim is no longer detected (1 confirmed)" in describe(result)
     assert changes(fresh_db.db, Since(crawl_id=c1)) == []
     status = {r["claim_key"]: dict(r) for r in fresh_db.db.query("select * from claim_status")}
     guarantee = status[keys[GUARANTEE]]  # same category and sentence: the same claim, verdict kept
