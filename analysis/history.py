@@ -40,8 +40,8 @@ def parse_since(text: str | None) -> Since:
     raise ValueError(f"--since wants a crawl id (e.g. 12) or a UTC date (e.g. 2026-11-01), not {text!r}")
 
 
-def changes_query(since: Since) -> tuple[str, list]:
-    """SQL over the claim_changes view for `since`."""
+def changes_query(since: Since, site: str | None = None) -> tuple[str, list]:
+    """SQL over the claim_changes view for `since` (and one site)."""
     if since.crawl_id is not None:
         where, params = "crawl_id > ?", [since.crawl_id]
     elif since.date is not None:
@@ -49,6 +49,8 @@ def changes_query(since: Since) -> tuple[str, list]:
     else:  # the latest crawl that observed each site
         where, params = (
             "(site, crawl_id) in (select site, max(crawl_id) from page_observations group by site)", [])
+    if site:
+        where, params = f"site = ? and {where}", [site, *params]
     sql = (
         f"select * from claim_changes where {where} "
         "order by site, crawl_id, change = 'removed', category, url, claim_key"
@@ -56,8 +58,8 @@ def changes_query(since: Since) -> tuple[str, list]:
     return sql, params
 
 
-def changes(db: sqlite_utils.Database, since: Since = Since()) -> list[dict]:
-    sql, params = changes_query(since)
+def changes(db: sqlite_utils.Database, since: Since = Since(), site: str | None = None) -> list[dict]:
+    sql, params = changes_query(since, site)
     return [dict(r) for r in db.query(sql, params)]
 
 

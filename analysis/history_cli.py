@@ -36,9 +36,10 @@ def open_db(db_path: str, *, migrate: bool = True):
 @click.option("--since", metavar="CRAWL_ID|DATE",
               help="Changes observed after this crawl, or on/after this UTC date "
                    "(default: the latest crawl of each site)")
+@click.option("--site", help="Only this site (its domain, as in the sites table)")
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def changes(since, db_path, fmt):
+def changes(since, site, db_path, fmt):
     """New and removed claims per site, between successive crawls.
 
     A claim is removed when a later successful fetch of its page no longer
@@ -57,7 +58,7 @@ def changes(since, db_path, fmt):
         raise click.BadParameter(str(e), param_hint="--since")
     store = open_db(db_path)
     try:
-        rows = query(store.db, when)
+        rows = query(store.db, when, site)
     finally:
         store.close()
     click.echo(json.dumps(rows, indent=1) if fmt == "json" else format_changes(rows))

@@ -113,6 +113,8 @@ def test_default_since_is_per_site(fresh_db):
     crawl_with(fresh_db, {"/": []}, on=8, site="a.example")
     got = {(r["site"], r["change"]) for r in changes(fresh_db.db)}
     assert got == {("a.example", "removed"), ("b.example", "new")}
+    assert {r["site"] for r in changes(fresh_db.db, site="b.example")} == {"b.example"}
+    assert [r["change"] for r in changes(fresh_db.db, Since(crawl_id=0), site="a.example")] == ["new", "removed"]
 
 
 def test_detector_only_change_is_flagged(fresh_db):
