@@ -141,6 +141,14 @@ def m004_faster_claim_status(db: sqlite_utils.Database):
 
     _execute_statements(db, M004_CLAIM_STATUS)
 
+
+@MIGRATIONS()
+def m005_faster_claim_verdicts(db: sqlite_utils.Database):
+    """claim_verdicts looked up by index; same columns, same rows."""
+    from .history_sql import M005_CLAIM_VERDICTS
+
+    _execute_statements(db, M005_CLAIM_VERDICTS)
+
 @contextmanager
 def write_transaction(db: sqlite_utils.Database):
     """A write transaction that takes the write lock at once (BEGIN IMMEDIATE).

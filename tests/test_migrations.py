@@ -153,18 +153,24 @@ def test_m003_claim_changes_has_the_same_rows_as_m002(db_path):
     store.close()
 
 
-def test_m004_claim_status_has_the_same_rows_as_before(db_path):
+@pytest.mark.parametrize("migration,view", [("m004_faster_claim_status", "claim_status"),
+                                             ("m005_faster_claim_verdicts", "claim_verdicts")])
+def test_faster_view_has_the_same_rows_as_before(db_path, migration, view):
     store = Store(db_path, migrate=False)
-    MIGRATIONS.apply(store.db, stop_before="m004_faster_claim_status")
+    MIGRATIONS.apply(store.db, stop_before=migration)
     crawl_with(store, {"/": [FDA, CURE], "/b": [GUARANTEE]}, on=1)
     crawl_with(store, {"/": [CURE], "/b": 404}, on=8)
     add_review(store.db, "1", "unsure")
     add_review(store.db, "1", "confirmed", "seen", reviewer="ana")
     add_review(store.db, "2", "false-alarm")
-    query = "select * from claim_status order by claim_key"
+    query = f"select * from {view} order by claim_key"
     before = [tuple(r) for r in store.db.execute(query)]
-    assert len(before) == 3 and {r[-4] for r in before} == {"confirmed", "false-alarm", None}
+    verdicts = {r[0]: r for r in store.db.execute("select * from claim_verdicts")}
+    assert len(before) == {"claim_status": 3, "claim_verdicts": 2}[view]
+    assert {v[1] for v in verdicts.values()} == {"confirmed", "false-alarm"}
+    assert sorted(v[-1] for v in verdicts.values()) == [1, 2]  # reviews per claim
     store.migrate()
+    assert migration in applied(db_path)
     assert [tuple(r) for r in store.db.execute(query)] == before
     store.close()
 
