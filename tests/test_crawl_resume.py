@@ -155,3 +155,32 @@ def test_sigkill_before_the_first_page_is_stored(tmp_path):
     conn = sqlite3.connect(db)
     assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
     assert conn.execute("select id, status, pages from crawls").fetchall() == [(1, "finished", 20)]
+
+
+def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path):
+    db = tmp_path / "sigint.db"
+    with Site(slow_pages(generated_site(TOTAL - 1, links_per_page=3))) as site:
+        proc = subprocess.Popen(crawl_command([site.url("/")], db, settings=SETTINGS), cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while stored_count(db) < 20:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "Crawl 1 interrupted" in out
+        assert "stemwatch crawl --resume --db" in out
+        interrupted = stored_count(db)
+        assert interrupted < TOTAL
+        conn = sqlite3.connect(db)
+        # A clean stop analysed what it stored before leaving.
+        assert conn.execute("select count(*) from pages where text != '' and detector_version is null"
+                            ).fetchone()[0] == 0
+        conn.close()
+        r = run_crawl_cli([], db, "--resume", settings=SETTINGS, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert "Crawl 1 finished" in r.stdout
+    conn = sqlite3.connect(db)
+    assert conn.execute("select status, pages from crawls").fetchall() == [("finished", TOTAL)]
+    assert conn.execute("select count(distinct url) = count(*) from pages").fetchone()[0] == 1
