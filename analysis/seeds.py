@@ -30,6 +30,8 @@ def parse_seed_url(raw: str) -> str:
     url = (raw or "").strip()
     if not url:
         raise ValueError("empty url")
+    if any(c.isspace() for c in url):
+        raise ValueError(f"{raw.strip()!r} is not a URL (it contains spaces)")
     if "://" not in url:
         url = "http://" + url  # "clinic.example" or "www.clinic.example"
     parts = urlsplit(url)

@@ -18,6 +18,7 @@ def test_csv_keeps_metadata_and_reports_bad_rows_with_line_numbers(tmp_path):
         "ftp://files.example/,Bad scheme,,,,\n"
         ",No url,,,,\n"
         "clinic-two.com,Clinic Two,MX,,,\n"
+        "not a url,Broken,,,,\n"
     ))
     seeds, problems = load_seeds([path])
     assert [s["url"] for s in seeds] == ["https://www.clinic-one.com/", "http://clinic-two.com/"]
@@ -27,6 +28,7 @@ def test_csv_keeps_metadata_and_reports_bad_rows_with_line_numbers(tmp_path):
     assert one["site"] == "clinic-one.com"
     assert any(p.startswith(f"{path}:3:") and "not an http(s) URL" in p for p in problems)
     assert any(p.startswith(f"{path}:4:") and "empty url" in p for p in problems)
+    assert any(p.startswith(f"{path}:6:") and "'not a url' is not a URL" in p for p in problems)
 
 
 def test_duplicates_collapse_by_site_and_canonical_url(tmp_path):
