@@ -103,7 +103,8 @@ def demo(db_path, do_serve, port, sites_port):
     click.echo("Demo sites:")
     for site in sites.sites:
         click.echo(f"  {site.url:<28} {site.name}")
-    summary = _run_crawl(sites.seeds(), db_path, allow_hosts=("127.0.0.1",), max_pages_per_site=200)
+    summary = _run_crawl(sites.seeds(), db_path, allow_hosts=("127.0.0.1",), max_pages_per_site=200,
+                         settings={"LOG_LEVEL": "WARNING"})
     _print_summary(summary)
     if do_serve:
         click.echo(f"Browse the claims: http://127.0.0.1:{port}/{Path(db_path).stem}/claims (Ctrl-C to stop)")
@@ -136,7 +137,6 @@ def crawl(seeds, db_path, max_pages_per_site, allow_hosts, contact, resume, scra
 
     Example: stemwatch crawl seeds.csv --db clinics.db --contact you@lab.org
     """
-    from .crawl import CrawlError, run_crawl
     from .seeds import SeedError, load_seeds
 
     if resume and seeds:
@@ -157,30 +157,24 @@ def crawl(seeds, db_path, max_pages_per_site, allow_hosts, contact, resume, scra
         for problem in problems:
             click.echo(f"warning: {problem}", err=True)
         click.echo(f"Crawling {len(seed_list)} site(s) into {db_path}", err=True)
-    try:
-        crawl_id = run_crawl(
-            seed_list, db_path, max_pages_per_site=max_pages_per_site, allow_hosts=allow_hosts,
-            contact=contact, settings=overrides, resume=resume,
-        )
-    except (CrawlError, SeedError) as e:
-        raise click.ClickException(str(e))
-    store = _open_store(db_path)
-    try:
-        summary = store.crawl_summary(crawl_id)
-    finally:
-        store.close()
+    summary = _run_crawl(
+        seed_list, db_path, max_pages_per_site=max_pages_per_site, allow_hosts=allow_hosts,
+        contact=contact, settings=overrides, resume=resume,
+    )
     _print_summary(summary)
     if summary["crawl"]["status"] != "finished":
         click.echo(f"The crawl was interrupted; continue it with: stemwatch crawl --resume --db {db_path}")
 
 
 def _run_crawl(seeds, db_path, **options) -> dict:
-    from .crawl import run_crawl
+    """Run one crawl in this process and return its summary."""
+    from .crawl import CrawlError, run_crawl
+    from .seeds import SeedError
     from .storage import StoreError
 
     try:
         crawl_id = run_crawl(seeds, db_path, **options)
-    except StoreError as e:
+    except (CrawlError, SeedError, StoreError) as e:
         raise click.ClickException(str(e))
     store = _open_store(db_path)
     try:
