@@ -12,11 +12,14 @@ already stored and rebuilds its queue from the links those pages hold.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
 from .seeds import SeedError
-from .storage import Store, StoreError
+from .storage import Store, StoreError, write_transaction
+
+logger = logging.getLogger(__name__)
 
 
 class CrawlError(Exception):
@@ -36,6 +39,24 @@ def project_settings(overrides: dict | None = None):
     if overrides:
         settings.setdict(overrides, priority="cmdline")
     return settings
+
+
+def _abandon_unfinished(store: Store, db_path: Path) -> None:
+    """A new crawl replaces the resume record: the crawl it pointed at can no
+    longer be resumed, so it is marked abandoned rather than left 'running'.
+    Its pages and claims stay."""
+    current = jobs_dir(db_path) / "current.json"
+    if not current.exists():
+        return
+    try:
+        old = json.loads(current.read_text())["crawl_id"]
+    except (ValueError, KeyError):
+        return
+    row = store.db.execute("select status from crawls where id = ?", [old]).fetchone()
+    if row and row[0] not in ("finished", "abandoned"):
+        with write_transaction(store.db):
+            store.db["crawls"].update(old, {"status": "abandoned"})
+        logger.warning("crawl %s was unfinished; it is marked abandoned (its pages are kept)", old)
 
 
 def _resumable(store: Store, db_path: Path) -> dict:
@@ -88,6 +109,7 @@ def run_crawl(
             if contact:
                 overrides["STEMWATCH_CONTACT"] = contact
             record = {k: v for k, v in overrides.items()}
+            _abandon_unfinished(store, db_path)
             crawl_id = store.start_crawl(seeds, record)
             job = {"crawl_id": crawl_id, "seeds": seeds, "settings": overrides}
             jobs = jobs_dir(db_path)

@@ -184,3 +184,23 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path):
     conn = sqlite3.connect(db)
     assert conn.execute("select status, pages from crawls").fetchall() == [("finished", TOTAL)]
     assert conn.execute("select count(distinct url) = count(*) from pages").fetchone()[0] == 1
+
+
+def test_new_crawl_marks_an_unresumed_one_abandoned(tmp_path):
+    db = tmp_path / "two.db"
+    with Site(generated_site(19)) as site:
+        proc = subprocess.Popen(crawl_command([site.url("/")], db, settings=SETTINGS), cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while stored_count(db) < 1:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        kept = stored_count(db)
+        r = run_crawl_cli([site.url("/")], db, settings=SETTINGS)
+        assert r.returncode == 0, r.stderr
+        assert "abandoned" in r.stderr
+    conn = sqlite3.connect(db)
+    assert conn.execute("select id, status from crawls order by id").fetchall() == [(1, "abandoned"), (2, "finished")]
+    assert conn.execute("select count(*) from pages where crawl_id = 1").fetchone()[0] == kept
