@@ -50,7 +50,7 @@ from .pagekind import PageKindScorer
 from .stance import Cue, StanceRules
 from .taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
 
-CODE_VERSION = "2.1"  # bump when detection code changes behaviour
+CODE_VERSION = "2.2"  # bump when detection code changes behaviour
 SPANS_KEY = "claims"
 LANGS = ("en", "es")
 CUE_FILES = ("context", "stance", "pagekind")
@@ -215,7 +215,7 @@ class ClaimResolver:
         self.stance = StanceRules(patterns_dir / "stance.json", self.kinds.default_stance)
         self.options: dict[str, dict] = {}
         for row in claim_patterns(patterns_dir, lang):
-            opts = {k: row[k] for k in ("requires", "case", "after_number") if row.get(k)}
+            opts = {k: row[k] for k in ("requires", "case", "after_number", "not_alone") if row.get(k)}
             if opts:
                 old = self.options.setdefault(row["id"], opts)
                 if old != opts:
@@ -281,8 +281,9 @@ class ClaimResolver:
             if key not in ok:
                 rules = list(self.taxonomy.categories[span.label_].requires) + \
                     self.options.get(span.id_, {}).get("requires", [])
-                missing = [r for r in rules if "cue:" + r["cue"] not in labels]
-                if missing and all(r.get("scope") in ("window", "page") for r in missing):
+                missing = [r for r in rules if "cue:" + r["cue"] not in labels
+                           and not (r.get("weak") and "cue:" + r["weak"][0] in labels)]
+                if missing and all(r.get("scope") in ("window", "page", "unit") for r in missing):
                     title_labels = self._context_labels(meta)
                     missing = [r for r in missing if "cue:" + r["cue"] not in title_labels]
                 ok[key] = not missing
@@ -310,6 +311,8 @@ class ClaimResolver:
             claimed[span.start:span.end] = b"\x01" * (span.end - span.start)
         page.add_cues([c for c in cues if not (c.label.startswith("stance:") and claimed[c.start]
                                                and claimed[c.end - 1])])
+        for span in candidates:
+            page.candidate_sents.setdefault(span.label_, set()).add(page.sent_index(span.start))
         title_labels = None
         best: dict[tuple[str, int], tuple[Span, list]] = {}
         for span in sorted(candidates, key=lambda s: (s.start, -s.end)):
@@ -325,8 +328,10 @@ class ClaimResolver:
             if title_labels is None:
                 title_labels = self._context_labels(meta)
             heading = page.heading_of(si)
+            if opts.get("not_alone") and page.is_label(si, span.start, span.end):
+                continue  # a menu label or heading, not a promise
             rules = list(self.taxonomy.categories[cat].requires) + opts.get("requires", [])
-            found = [page.find(r, si, heading, span.start, span.end, title_labels) for r in rules]
+            found = [page.find(r, si, heading, span.start, span.end, title_labels, cat) for r in rules]
             if not all(found):
                 continue
             if any(page.find(r, si, heading, span.start, span.end, title_labels)
@@ -348,7 +353,7 @@ class ClaimResolver:
                 continue
             best[(cat, si)] = (Span(doc, start, end, label=cat, span_id=span.id_),
                                [stance, cue_text, self.taxonomy.severity(cat, stance),
-                                page.sentence_ranges(si, heading)])
+                                page.sentence_ranges(si, heading, si + 1 in support)])
         return sorted(best.values(), key=lambda pair: pair[0].start)
 
 
@@ -382,6 +387,7 @@ class _PageStructure:
         self.chars = list(zip(bounds, bounds[1:]))
         self.cues: dict[int, list[Cue]] = defaultdict(list)
         cues = meta.get("cues") or {}
+        self.candidate_sents: dict[str, set[int]] = {}
         self.headings = {h.strip().lower() for h in cues.get("headings", ()) if isinstance(h, str)}
         self._heading_cache: dict[int, int | None] = {}
 
@@ -457,15 +463,73 @@ class _PageStructure:
     def is_question(self, si: int) -> bool:
         return self._text(si).rstrip().endswith("?")
 
-    def sentence_ranges(self, si: int, heading: int | None) -> list[tuple[int, int]]:
+    def sentence_ranges(self, si: int, heading: int | None, with_next: bool = False) -> list[tuple[int, int]]:
         out = []
-        for i in ([heading, si] if heading is not None else [si]):
+        for i in ([heading, si] if heading is not None else [si]) + ([si + 1] if with_next else []):
             a, b = self.chars[i]
             t = self.text[a:b]
             out.append((a + len(t) - len(t.lstrip()), a + len(t.rstrip())))
         return out
 
-    def find(self, rule: dict, si: int, heading: int | None, start: int, end: int, title_labels):
+    def _has(self, si: int, label: str, weak: list | None) -> Cue | None:
+        """The cue ``label`` in sentence si, or a weak cue that counts there because its
+        partner cue stands in the same sentence (``weak``: [weak label, partner label])."""
+        cues = self.cues.get(si, ())
+        for c in cues:
+            if c.label == label:
+                return c
+        if weak:
+            w, partner = weak
+            hit = next((c for c in cues if c.label == w), None)
+            if hit is not None and any(c.label == partner for c in cues):
+                return hit
+        return None
+
+    def _find_unit(self, label: str, weak, si: int, heading: int | None, title_labels):
+        """Scope ``unit``: the claim's own sentence; for a list item, its heading; for an
+        item of a bare list (no closing punctuation) under a heading that names no offer
+        ("Neurological" on a conditions page), the page title or URL words."""
+        weak = ["cue:" + w for w in weak] if weak else None
+        c = self._has(si, label, weak)
+        if c is not None:
+            return c
+        if heading is None:
+            return None
+        c = self._has(heading, label, weak)
+        if c is not None:
+            return c
+        if label in title_labels and not self._text(si).rstrip().endswith((".", "!", "?")):
+            return True
+        return None
+
+    def next_offer(self, rule: dict, si: int, category: str) -> Cue | None:
+        """Rule option ``next``: the following sentence of the same paragraph holds the
+        offer and its product (both cues, the weak one not sufficing) but names no condition
+        of its own: "Cerebral palsy need not be the end. We have seen great improvements
+        in children treated with stem cell therapy." """
+        j = si + 1
+        if j >= len(self.starts) or j in self.outside or self._ends_line(si) \
+                or j in self.candidate_sents.get(category, ()):
+            return None
+        cues = self.cues.get(j, ())
+        partner = "cue:" + rule["next"]
+        if not any(c.label == partner for c in cues):
+            return None
+        label = "cue:" + rule["cue"]
+        return next((c for c in cues if c.label == label), None)
+
+    def is_label(self, si: int, start: int, end: int, max_extra: int = 3) -> bool:
+        """The sentence's line holds little but the match: a menu link or a
+        heading ("Success Stories", "Read our patient stories")."""
+        text = self.text
+        a, b = self.chars[si]
+        a = text.rfind("\n", 0, a + 1) + 1  # the whole line ("Real Patients. Real Results.")
+        b = text.find("\n", b - 1)
+        line = text[a:] if b < 0 else text[a:b]
+        return len(line) < 120 and len(line.split()) - (end - start) <= max_extra
+
+    def find(self, rule: dict, si: int, heading: int | None, start: int, end: int, title_labels,
+             category: str = ""):
         """The cue a requirement asks for (True for a title/URL hit), or None."""
         label = "cue:" + rule["cue"]
         scope = rule.get("scope", "sentence")
@@ -481,6 +545,11 @@ class _PageStructure:
                 if scope == "near" and c.end <= start and start - c.end <= d:
                     return c
             return None
+        if scope == "unit":
+            found = self._find_unit(label, rule.get("weak"), si, heading, title_labels)
+            if found is None and rule.get("next") and category:
+                found = self.next_offer(rule, si, category)
+            return found
         window = rule.get("window", 0) if scope == "window" else 0
         order = [si] + [i for k in range(1, window + 1) for i in (si - k, si + k)]
         if scope == "items" and self._is_heading(si):  # a heading also speaks for its list

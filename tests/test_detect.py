@@ -231,7 +231,7 @@ def test_patterns_are_phrases_with_known_options(det):
     for lang in det.nlps:
         for row in claim_patterns(det.patterns_dir, lang) + cue_patterns(det.patterns_dir, lang):
             assert isinstance(row["pattern"], str) and row["pattern"], row
-            assert set(row) <= {"label", "pattern", "id", "requires", "case", "after_number"}, row
+            assert set(row) <= {"label", "pattern", "id", "requires", "case", "after_number", "not_alone"}, row
 
 
 def test_pattern_options_case_and_number(det):
