@@ -2,9 +2,10 @@
 
 Pipeline per language (``spacy.blank("en")`` / ``spacy.blank("es")``):
 
-1. ``span_ruler`` (``stemwatch_ruler``) loaded from ``patterns/claims_<lang>.jsonl``:
+1. ``stemwatch_ruler`` (ClaimMatcher) loaded from ``patterns/claims_<lang>.jsonl``:
    literal phrases labelled with a category id, matched on LOWER by one
-   PhraseMatcher, written to ``doc.spans["claims"]`` as candidates;
+   PhraseMatcher, written to ``doc.user_data["sw_candidates"]`` as plain tuples
+   (no Span objects: most candidates are dropped);
 2. ``stemwatch_claims``: matches the cue lists (``context_``, ``stance_`` and
    ``pagekind_<lang>.jsonl``) with a second PhraseMatcher and decides the page
    kind (pagekind.py). On a page with a plausible candidate it splits the text
@@ -34,7 +35,7 @@ from bisect import bisect_right
 from collections import defaultdict, deque
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import numpy
@@ -55,6 +56,7 @@ SPANS_KEY = "claims"
 LANGS = ("en", "es")
 CUE_FILES = ("context", "stance", "pagekind")
 KIND = "sw_page_kind"  # doc.user_data key: the page kind decided by the resolver
+CANDIDATES = "sw_candidates"  # doc.user_data key: Candidate tuples from the stemwatch_ruler
 INFO = "sw_claims"  # doc.user_data key: [stance, cue, severity, sentence ranges] per doc.spans["claims"] span
 MAX_LENGTH = 5_000_000  # characters; spaCy's default of 1M refuses some long pages
 _CATEGORY_SET = frozenset(CATEGORIES)
@@ -172,9 +174,10 @@ def _sentence_cuts(text: str, lo: int = 0, hi: int | None = None) -> list[int]:
     return cuts
 
 
-def _to_tokens(doc: Doc, cuts: list[int]) -> tuple[list[int], list[int]]:
+def _to_tokens(doc: Doc, cuts: list[int], idx=None) -> tuple[list[int], list[int]]:
     """Sentence-start token indices for character cuts, and those tokens' character offsets."""
-    idx = doc.to_array(IDX)
+    if idx is None:
+        idx = doc.to_array(IDX)
     n = len(doc)
     starts = [0] + sorted({t for t in numpy.searchsorted(idx, cuts).tolist() if 0 < t < n})
     return starts, idx[starts].tolist()
@@ -200,6 +203,42 @@ def split_sentences(doc: Doc) -> Doc:
     return doc
 
 
+class Candidate(NamedTuple):
+    """A claim-pattern match before the context rules: token offsets, category, pattern id."""
+    start: int
+    end: int
+    label: str
+    id: str
+
+
+@Language.factory("stemwatch_ruler", default_config={"patterns_dir": "", "lang": "en"})
+def make_claim_matcher(nlp: Language, name: str, patterns_dir: str, lang: str):
+    return ClaimMatcher(nlp, Path(patterns_dir or DEFAULT_PATTERNS_DIR), lang)
+
+
+class ClaimMatcher:
+    """The claim phrases in one PhraseMatcher on LOWER; candidates go to
+    ``doc.user_data[CANDIDATES]`` as plain tuples. (spaCy's span_ruler builds a Span per
+    match and a SpanGroup per doc, which cost more than the matching itself.)"""
+
+    def __init__(self, nlp: Language, patterns_dir: Path, lang: str):
+        self.matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
+        self.keys: dict[int, tuple[str, str]] = {}
+        by_key: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for row in claim_patterns(patterns_dir, lang):
+            by_key[(row["label"], row["id"])].append(row["pattern"])
+        for (label, pid), phrases in by_key.items():
+            key = f"{label}|{pid}"
+            self.matcher.add(key, list(nlp.tokenizer.pipe(phrases)))
+            self.keys[nlp.vocab.strings[key]] = (label, pid)
+
+    def __call__(self, doc: Doc) -> Doc:
+        keys = self.keys
+        doc.user_data[CANDIDATES] = [Candidate(start, end, *keys[key])
+                                     for key, start, end in self.matcher(doc) if end > start]
+        return doc
+
+
 @Language.factory("stemwatch_claims", default_config={"patterns_dir": "", "lang": "en"})
 def make_claim_resolver(nlp: Language, name: str, patterns_dir: str, lang: str):
     return ClaimResolver(nlp, Path(patterns_dir or DEFAULT_PATTERNS_DIR), lang)
@@ -214,6 +253,7 @@ class ClaimResolver:
         self.kinds = PageKindScorer(patterns_dir / "pagekind.json")
         self.stance = StanceRules(patterns_dir / "stance.json", self.kinds.default_stance)
         self.options: dict[str, dict] = {}
+        self._rule_cache: dict[tuple[str, str], list[dict]] = {}
         for row in claim_patterns(patterns_dir, lang):
             opts = {k: row[k] for k in ("requires", "case", "after_number", "not_alone") if row.get(k)}
             if opts:
@@ -224,6 +264,8 @@ class ClaimResolver:
         # that distinct phrases can be counted.
         self.matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
         self.keys: dict[int, tuple[str, str]] = {}
+        self.cue_keys: dict[int, str] = {}  # matcher key -> cue label
+        self.kind_keys: dict[int, tuple[str, str]] = {}  # matcher key -> (page kind, phrase)
         by_key: dict[str, list[str]] = defaultdict(list)
         for row in cue_patterns(patterns_dir, lang):
             label, phrase = row["label"], row["pattern"]
@@ -233,6 +275,10 @@ class ClaimResolver:
             self.matcher.add(key, list(nlp.tokenizer.pipe(phrases)))
             label, _, phrase = key.partition("|")
             self.keys[nlp.vocab.strings[key]] = (label, phrase)
+            if phrase:
+                self.kind_keys[nlp.vocab.strings[key]] = (label[5:], phrase)
+            else:
+                self.cue_keys[nlp.vocab.strings[key]] = label
 
     def _context_labels(self, meta: dict) -> frozenset[str]:
         """Cue labels found in the page title and the words of the URL path (once per page)."""
@@ -254,33 +300,33 @@ class ClaimResolver:
     def __call__(self, doc: Doc) -> Doc:
         meta = doc._context if isinstance(doc._context, dict) else {}
         kind_hits: dict[str, set[str]] = defaultdict(set)
-        keys = self.keys
-        cues = []
-        for key, start, end in self.matcher(doc):
-            label, phrase = keys[key]
-            if phrase:
-                kind_hits[label[5:]].add(phrase)
-            else:
-                cues.append(Cue(label, start, end))
+        kind_keys, cue_keys = self.kind_keys, self.cue_keys
+        matches = self.matcher(doc)
+        for key, start, end in matches:
+            hit = kind_keys.get(key)
+            if hit is not None:
+                kind_hits[hit[0]].add(hit[1])
         page_kind = self.kinds.kind(kind_hits, meta.get("url", ""), meta.get("title", ""), meta.get("cues"))
         doc.user_data[KIND] = page_kind
-        candidates = list(doc.spans[SPANS_KEY]) if SPANS_KEY in doc.spans else []
+        candidates = doc.user_data.pop(CANDIDATES, None) or []
         if candidates:
-            candidates = self._possible(candidates, {c.label for c in cues}, meta)
-        kept = self._claims(doc, candidates, cues, page_kind, meta) if candidates else []
+            candidates = self._possible(candidates, {cue_keys[k] for k, _, _ in matches if k in cue_keys}, meta)
+        kept = []
+        if candidates:
+            cues = [Cue(cue_keys[k], s, e) for k, s, e in matches if k in cue_keys]
+            kept = self._claims(doc, candidates, cues, page_kind, meta)
         doc.spans[SPANS_KEY] = [span for span, _ in kept]
         doc.user_data[INFO] = [info for _, info in kept]
         return doc
 
-    def _possible(self, candidates: list[Span], labels: set[str], meta: dict) -> list[Span]:
+    def _possible(self, candidates: list[Candidate], labels: set[str], meta: dict) -> list[Candidate]:
         """Drop candidates whose required cues appear nowhere on the page: most pages stop here."""
-        ok: dict[str, bool] = {}
+        ok: dict[tuple[str, str], bool] = {}
         out = []
         for span in candidates:
-            key = span.label_ + "|" + span.id_
+            key = span[2:]
             if key not in ok:
-                rules = list(self.taxonomy.categories[span.label_].requires) + \
-                    self.options.get(span.id_, {}).get("requires", [])
+                rules = self._rules(span.label, span.id)
                 missing = [r for r in rules if "cue:" + r["cue"] not in labels
                            and not (r.get("weak") and "cue:" + r["weak"][0] in labels)]
                 if missing and all(r.get("scope") in ("window", "page", "unit") for r in missing):
@@ -291,9 +337,18 @@ class ClaimResolver:
                 out.append(span)
         return out
 
-    def _pattern_ok(self, doc: Doc, span: Span, opts: dict) -> int | None:
+    def _rules(self, label: str, pid: str) -> list[dict]:
+        """A pattern's requirements: its category's plus its own (cached)."""
+        key = (label, pid)
+        rules = self._rule_cache.get(key)
+        if rules is None:
+            rules = self._rule_cache[key] = list(self.taxonomy.categories[label].requires) + \
+                self.options.get(pid, {}).get("requires", [])
+        return rules
+
+    def _pattern_ok(self, doc: Doc, span: Candidate, opts: dict) -> int | None:
         """The claim's start token after the pattern's own checks, or None if they fail."""
-        if opts.get("case") == "upper" and not span.text.isupper():
+        if opts.get("case") == "upper" and not doc[span.start:span.end].text.isupper():
             return None
         n = opts.get("after_number")
         if n:
@@ -304,24 +359,26 @@ class ClaimResolver:
         return span.start
 
     def _claims(self, doc, candidates, cues, page_kind, meta) -> list[Span]:
-        page = _PageStructure(doc, meta, min(c.start_char for c in candidates),
-                              max(c.end_char for c in candidates))
+        idx = doc.to_array(IDX)
+        last = max(c.end for c in candidates)
+        page = _PageStructure(doc, meta, int(idx[min(c.start for c in candidates)]),
+                              int(idx[last]) if last < len(idx) else len(_doc_text(doc)), idx)
         claimed = bytearray(len(doc))  # tokens inside some candidate: their words are never stance cues
         for span in candidates:
             claimed[span.start:span.end] = b"\x01" * (span.end - span.start)
         page.add_cues([c for c in cues if not (c.label.startswith("stance:") and claimed[c.start]
                                                and claimed[c.end - 1])])
         for span in candidates:
-            page.candidate_sents.setdefault(span.label_, set()).add(page.sent_index(span.start))
+            page.candidate_sents.setdefault(span.label, set()).add(page.sent_index(span.start))
         title_labels = None
         best: dict[tuple[str, int], tuple[Span, list]] = {}
         for span in sorted(candidates, key=lambda s: (s.start, -s.end)):
-            cat = span.label_
+            cat = span.label
             si = page.sent_index(span.start)
             kept = best.get((cat, si))
             if kept is not None and kept[1][0] == "promoted":
                 continue  # one claim per category and sentence
-            opts = self.options.get(span.id_, {})
+            opts = self.options.get(span.id, {})
             start = self._pattern_ok(doc, span, opts)
             if start is None:
                 continue
@@ -330,7 +387,7 @@ class ClaimResolver:
             heading = page.heading_of(si)
             if opts.get("not_alone") and page.is_label(si, span.start, span.end):
                 continue  # a menu label or heading, not a promise
-            rules = list(self.taxonomy.categories[cat].requires) + opts.get("requires", [])
+            rules = self._rules(cat, span.id)
             found = [page.find(r, si, heading, span.start, span.end, title_labels, cat) for r in rules]
             if not all(found):
                 continue
@@ -351,7 +408,7 @@ class ClaimResolver:
                 context_cues=[c for i in sorted(support) for c in page.cues_in(i)])
             if stance is None or (kept is not None and stance != "promoted"):
                 continue
-            best[(cat, si)] = (Span(doc, start, end, label=cat, span_id=span.id_),
+            best[(cat, si)] = (Span(doc, start, end, label=cat, span_id=span.id),
                                [stance, cue_text, self.taxonomy.severity(cat, stance),
                                 page.sentence_ranges(si, heading, si + 1 in support)])
         return sorted(best.values(), key=lambda pair: pair[0].start)
@@ -360,7 +417,7 @@ class ClaimResolver:
 class _PageStructure:
     """Sentences, lines, headings and cues of one doc, computed on demand from the text."""
 
-    def __init__(self, doc: Doc, meta: dict, lo: int, hi: int):
+    def __init__(self, doc: Doc, meta: dict, lo: int, hi: int, idx=None):
         """Segments only the lines around the candidates, text[lo:hi] widened to whole lines
         plus a margin: sentences further away cannot supply context (windows are a few
         sentences). Before and after that region the doc is one pseudo-sentence each.
@@ -378,7 +435,7 @@ class _PageStructure:
             cuts.insert(0, lo)
         if hi < n:
             cuts.append(hi)
-        self.starts, bounds = _to_tokens(doc, cuts)
+        self.starts, bounds = _to_tokens(doc, cuts, idx)
         if lo > 0:
             self.outside.add(0)
         if hi < n and bounds[-1] >= hi:
@@ -577,10 +634,7 @@ def build_pipeline(lang: str, patterns_dir: str | Path | None = None) -> Languag
     if lang != "en":  # split "90%" into "90" "%" as English does, so "%" patterns see the number
         suffixes = list(nlp.Defaults.suffixes or []) + [r"(?<=[0-9])%"]
         nlp.tokenizer.suffix_search = spacy.util.compile_suffix_regex(suffixes).search
-    ruler = nlp.add_pipe("span_ruler", name="stemwatch_ruler", config={
-        "spans_key": SPANS_KEY, "phrase_matcher_attr": "LOWER", "overwrite": True, "validate": True})
-    ruler.add_patterns([{"label": r["label"], "pattern": r["pattern"], "id": r["id"]}
-                        for r in claim_patterns(patterns_dir, lang)])
+    nlp.add_pipe("stemwatch_ruler", config={"patterns_dir": str(patterns_dir), "lang": lang})
     nlp.add_pipe("stemwatch_claims", config={"patterns_dir": str(patterns_dir), "lang": lang})
     return nlp
 
