@@ -221,15 +221,15 @@ for _command in _HISTORY_COMMANDS:
     cli.add_command(_command)
 
 
-if __name__ == "__main__":  # python -m analysis.cli, used by the tests
-    cli()
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True,
               help="table: one line per claim; jsonl: one JSON object per claim")
-def scan(paths, fmt):
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Detector processes (use 2 on a 2-core machine for large folders)")
+def scan(paths, fmt, workers):
     """Flag claims in saved pages: .html, .htm, .txt files or folders of them.
 
     Files with no claims print nothing. A file that cannot be read is named
@@ -242,7 +242,7 @@ def scan(paths, fmt):
     from .scan import claim_record, format_table, scan_paths
 
     failed = 0
-    for path, analysis, error in scan_paths(paths):
+    for path, analysis, error in scan_paths(paths, workers=workers):
         if error:
             failed += 1
             click.echo(f"error: {path}: {error}", err=True)
@@ -271,3 +271,7 @@ def eval_cmd(corpus, show_errors):
     except (OSError, ValueError, KeyError) as e:
         raise click.ClickException(f"{corpus}: {e}")
     click.echo(format_report(report, show_errors=show_errors))
+
+
+if __name__ == "__main__":  # python -m analysis.cli, used by the tests
+    cli()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -29,16 +30,8 @@ def read_page(path: Path) -> dict:
     return {"text": page.text, "title": page.title, "lang": page.lang, "cues": page.cues}
 
 
-def scan_paths(paths: Iterable[str | Path], detector=None) -> Iterator[tuple[str, PageAnalysis | None, str | None]]:
-    """(path as given, analysis, None) per readable file, (path, None, error) otherwise.
-
-    A folder is scanned for .html, .htm and .txt files; each file found is
-    reported by its path under the folder.
-    """
-    if detector is None:
-        from .detect import get_detector
-
-        detector = get_detector()
+def _entries(paths: Iterable[str | Path]) -> Iterator[tuple[str, dict | None, str | None]]:
+    """(path as shown, detector input, None) per readable file, (path, None, error) otherwise."""
     for given in paths:
         given = str(given)
         path = Path(given)
@@ -48,12 +41,33 @@ def scan_paths(paths: Iterable[str | Path], detector=None) -> Iterator[tuple[str
         for f in _files(path):
             shown = given if f == path else str(f)
             try:
-                page = read_page(f)
+                yield shown, read_page(f), None
             except (OSError, ValueError) as e:
                 yield shown, None, getattr(e, "strerror", None) or str(e)
-                continue
-            yield shown, detector.analyze(page["text"], title=page["title"], lang=page["lang"],
-                                          cues=page["cues"]), None
+
+
+def scan_paths(paths: Iterable[str | Path], detector=None, *, workers: int = 1,
+               chunk: int = 256) -> Iterator[tuple[str, PageAnalysis | None, str | None]]:
+    """(path as given, analysis, None) per readable file, (path, None, error) otherwise,
+    in the order given.
+
+    A folder is scanned for .html, .htm and .txt files; each file found is
+    reported by its path under the folder. With workers > 1 the files of each
+    chunk are analysed by that many detector processes.
+    """
+    if detector is None:
+        from .detect import get_detector
+
+        detector = get_detector()
+    entries = _entries(paths)
+    while True:
+        batch = list(itertools.islice(entries, chunk))
+        if not batch:
+            return
+        readable = [page for _, page, _ in batch if page is not None]
+        results = iter(detector.analyze_many(readable, n_process=workers) if readable else ())
+        for shown, page, error in batch:
+            yield (shown, None, error) if page is None else (shown, next(results), None)
 
 
 def claim_record(path: str, analysis: PageAnalysis, claim: Claim) -> dict:

@@ -119,3 +119,14 @@ def test_eval_missing_corpus_is_a_click_error(tmp_path):
     result = run("eval", str(tmp_path / "none.jsonl"))
     assert result.exit_code != 0
     assert "none.jsonl" in result.output
+
+
+def test_two_workers_give_the_same_records_in_the_same_order(files, tmp_path):
+    for i in range(6):  # more files than one worker batch, so both processes get work
+        (tmp_path / f"extra{i}.txt").write_text(
+            f"Clinic {i}: our stem cell therapy reverses autism and regrows cartilage.\n", encoding="utf-8")
+    args = ["scan", str(tmp_path), str(tmp_path / "missing.html"), "--format", "jsonl"]
+    one, two = run(*args), run(*args, "--workers", "2")
+    assert one.exit_code == two.exit_code == 1
+    assert one.output == two.output
+    assert one.output.count('"category"') > 6
