@@ -122,7 +122,7 @@ def test_eval_missing_corpus_is_a_click_error(tmp_path):
 
 
 def test_two_workers_give_the_same_records_in_the_same_order(files, tmp_path):
-    for i in range(6):  # more files than one worker batch, so both processes get work
+    for i in range(6):  # the process-pool path must keep order and errors exactly as one process does
         (tmp_path / f"extra{i}.txt").write_text(
             f"Clinic {i}: our stem cell therapy reverses autism and regrows cartilage.\n", encoding="utf-8")
     args = ["scan", str(tmp_path), str(tmp_path / "missing.html"), "--format", "jsonl"]
