@@ -374,8 +374,8 @@ class ClaimResolver:
             start = self._pattern_ok(doc, span, opts)
             if start is None:
                 continue
-            if title_labels is None:
-                title_labels = self._context_labels(meta)
+            if title_labels is None:  # the title and URL are matched only if a rule needs them
+                title_labels = _LazyLabels(lambda: self._context_labels(meta))
             heading = page.heading_of(si)
             if opts.get("not_alone") and page.is_label(si, span.start, span.end):
                 continue  # a menu label or heading, not a promise
@@ -411,6 +411,19 @@ class ClaimResolver:
                                [stance, cue_text, self.taxonomy.severity(cat, stance),
                                 page.sentence_ranges(si, heading, si + 1 in support)])
         return sorted(best.values(), key=lambda pair: pair[0].start)
+
+
+class _LazyLabels:
+    """A label set computed on the first membership test."""
+    __slots__ = ("_fn", "_labels")
+
+    def __init__(self, fn):
+        self._fn, self._labels = fn, None
+
+    def __contains__(self, label: str) -> bool:
+        if self._labels is None:
+            self._labels = self._fn()
+        return label in self._labels
 
 
 class _PageStructure:
