@@ -39,6 +39,10 @@ SENTENCES = [
     ("Stem cells for multiple sclerosis", {(DC, PROMOTED)}),
     ("91% of our patients report better sleep after their first infusion.", {(UE, PROMOTED)}),
     ("These patient stories are the proof that our treatment works.", {(UE, PROMOTED)}),
+    ("Our stem cell injections rebuild damaged knee cartilage without surgery.", {("cartilage-regrowth", PROMOTED)}),
+    # surgical cartilage repair on a clinic that also sells injections: a near miss
+    ("Arthroscopic cartilage repair surgery for focal defects of the knee", set()),
+    ("Microfracture of the knee can stimulate a fibrocartilage patch in young athletes.", set()),
     # disease descriptions
     ("Huntington's disease slowly damages the nerve cells that control movement and mood.", set()),
     ("In lupus the immune system turns against the skin, the joints and the kidneys.", set()),
