@@ -358,15 +358,16 @@ class ClaimResolver:
         claimed = bytearray(len(doc))  # tokens inside some candidate: their words are never stance cues
         for span in candidates:
             claimed[span.start:span.end] = b"\x01" * (span.end - span.start)
-        page.add_cues([c for c in cues if not (c.label.startswith("stance:") and claimed[c.start]
-                                               and claimed[c.end - 1])])
-        for span in candidates:
-            page.candidate_sents.setdefault(span.label, set()).add(page.sent_index(span.start))
+        page.add_cues([c for c in cues if not (claimed[c.start] and claimed[c.end - 1]
+                                               and c.label.startswith("stance:"))])
+        candidates = sorted(candidates, key=lambda s: (s.start, -s.end))
+        sents = (numpy.searchsorted(page.starts, [c.start for c in candidates], side="right") - 1).tolist()
+        for span, si in zip(candidates, sents):
+            page.candidate_sents.setdefault(span.label, set()).add(si)
         title_labels = None
         best: dict[tuple[str, int], tuple[Span, list]] = {}
-        for span in sorted(candidates, key=lambda s: (s.start, -s.end)):
+        for span, si in zip(candidates, sents):
             cat = span.label
-            si = page.sent_index(span.start)
             kept = best.get((cat, si))
             if kept is not None and kept[1][0] == "promoted":
                 continue  # one claim per category and sentence
