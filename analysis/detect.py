@@ -1,4 +1,4 @@
-"""Rule-based claim detector: spaCy blank pipeline + span ruler + context rules.
+"""Rule-based claim detector: spaCy blank pipeline + claim phrase matcher + context rules.
 
 Pipeline per language (``spacy.blank("en")`` / ``spacy.blank("es")``):
 
@@ -12,8 +12,11 @@ Pipeline per language (``spacy.blank("en")`` / ``spacy.blank("es")``):
    into sentences (newline-aware: a heading line and each list item are
    sentences of their own), keeps a candidate only when its category's context (taxonomy.json
    ``requires``) is present in the sentence, its heading, the nearby
-   sentences or the page title/URL, decides its stance (stance.py), and
-   replaces ``doc.spans["claims"]`` with the claims kept. The same splitter is
+   sentences or the page title/URL (each rule's scope says which; a disease
+   needs its offer in its own unit: sentence, heading+item, bare list under a
+   page that names the offer, or the next sentence naming the product), drops
+   menu labels (``not_alone``), decides its stance (stance.py), and
+   writes the claims kept to ``doc.spans["claims"]``. The same splitter is
    registered as the ``stemwatch_sentences`` component for other pipelines.
 
 Speed: every pattern is a literal phrase (token-Matcher patterns cost ten
@@ -666,7 +669,7 @@ class _PageStructure:
 
 
 def build_pipeline(lang: str, patterns_dir: str | Path | None = None) -> Language:
-    """spacy.blank(lang) + sentence splitter + span ruler (claims) + claim resolver."""
+    """spacy.blank(lang) + sentence splitter + claim phrase matcher (stemwatch_ruler) + claim resolver."""
     patterns_dir = Path(patterns_dir or DEFAULT_PATTERNS_DIR)
     nlp = spacy.blank(lang)
     nlp.max_length = MAX_LENGTH

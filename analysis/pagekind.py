@@ -1,7 +1,7 @@
 """Page kind (clinic, news, academic, regulator, advocacy, other) from cues.
 
 Scores come from data (patterns/pagekind.json): phrase cues matched in the
-text by the span ruler (labels ``kind:<kind>``), regexes on the URL and the
+text by the cue phrase matcher (labels ``kind:<kind>``), regexes on the URL and the
 title, and the structural cues extract.py collects (forms, tel: links,
 prices, <article>, bylines...).
 """

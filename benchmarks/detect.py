@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/detect.py [--pages 3000] [--words 300] [--seed 7]
 
 Prints pages/s and words/s for spacy.blank("en") tokenisation alone, for
-tokenisation plus the claim span ruler, for the full detector on one process,
+tokenisation plus the claim phrase matcher, for the full detector on one process,
 their ratio (goal: >= 0.5), and the full detector with n_process=2. Pages mix
 clinic-like and neutral sentences (--clinic-share to fix the mix; 0 gives
 pages without claims).
@@ -112,7 +112,7 @@ def main(argv=None):
     print(f"{args.pages} synthetic pages, {n_words:,} tokens ({n_words / args.pages:.0f} per page), "
           f"{claims / args.pages:.1f} claims per page")
     print(f"{'':38} {'pages/s':>10} {'words/s':>12}")
-    for name, t in (("spacy.blank('en') tokenisation", t_tok), ("tokenisation + claim span ruler", t_ruler),
+    for name, t in (("spacy.blank('en') tokenisation", t_tok), ("tokenisation + claim phrase matcher", t_ruler),
                     ("full detector, n_process=1", t_det), ("full detector, n_process=2", t_det2)):
         print(f"{name:38} {args.pages / t:10,.0f} {n_words / t:12,.0f}")
     print(f"ratio detector / tokenisation (one process): {t_tok / t_det:.2f}  (goal >= 0.50)")
