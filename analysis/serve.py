@@ -39,6 +39,7 @@ CANNED_QUERIES = {
             "group by c.site, c.category, lower(c.sentence)\n"
             "order by c.severity = 'high' desc, site, c.category"
         ),
+        "hide_sql": True,
     },
     "promoted_by_site": {
         "title": "Promoted claims per site",
