@@ -506,58 +506,36 @@ class _PageStructure:
         self.headings = {h.strip().lower() for h in cues.get("headings", ()) if isinstance(h, str)}
         self._heading_cache: dict[int, int | None] = {}
         self._find_cache: dict[tuple, Cue | bool | None] = {}
-        self.first: dict[int, dict[str, Cue] | None] = {}  # sentence -> label -> its first cue there
+        self.by_label: dict[str, dict[int, Cue]] = {}  # label -> sentence -> its first cue there
 
     def add_cues(self, cues: list[Cue], claimed: bytearray, labels: set[str]):
-        """The page's cues; each sentence's list is gathered when first asked for. A
-        stance cue whose words lie inside some candidate (``claimed`` tokens) is dropped.
+        """Files the page's cues by sentence, and by label the first cue of each sentence.
+        A stance cue whose words lie inside some candidate (``claimed`` tokens) is dropped.
         ``labels``: every cue label of the page."""
         self.labels = labels
-        self._all_cues = cues
-        self._claimed = claimed
-        starts = [c.start for c in cues]
-        order = sorted(range(len(cues)), key=starts.__getitem__)
-        self._cue_order = order
-        self._cue_starts = [starts[i] for i in order]
-
-    def _gather(self, si: int) -> list[Cue]:
-        if si < 0 or si >= len(self.starts) or si in self.outside:
-            return []
-        starts = self.starts
-        a = starts[si]
-        b = starts[si + 1] if si + 1 < len(starts) else len(self.doc)
-        lo = bisect_left(self._cue_starts, a)
-        hi = bisect_left(self._cue_starts, b, lo)
-        if lo == hi:
-            return []
-        cues, claimed = self._all_cues, self._claimed
-        out = []
-        for k in sorted(self._cue_order[lo:hi]):
-            c = cues[k]
-            if not (claimed[c.start] and claimed[c.end - 1] and c.label.startswith("stance:")):
-                out.append(c)
-        return out
+        where = numpy.searchsorted(self.starts, [c.start for c in cues], side="right").tolist()
+        outside = self.outside
+        by_sent, by_label = self.cues, self.by_label
+        for i, cue in zip(where, cues):
+            i -= 1
+            if i in outside:
+                continue
+            label = cue.label
+            if claimed[cue.start] and claimed[cue.end - 1] and label.startswith("stance:"):
+                continue
+            got = by_sent.get(i)
+            if got is None:
+                by_sent[i] = [cue]
+            else:
+                got.append(cue)
+            d = by_label.get(label)
+            if d is None:
+                by_label[label] = {i: cue}
+            elif i not in d:
+                d[i] = cue
 
     def cues_in(self, si: int) -> list[Cue]:
-        got = self.cues.get(si)
-        if got is None:
-            got = self.cues[si] = self._gather(si)
-        return got
-
-    def first_cues(self, si: int) -> dict[str, Cue] | None:
-        """Label -> the first cue of that label in sentence si; None if it has no cue."""
-        try:
-            return self.first[si]
-        except KeyError:
-            pass
-        f = None
-        for c in self.cues_in(si):
-            if f is None:
-                f = {c.label: c}
-            elif c.label not in f:
-                f[c.label] = c
-        self.first[si] = f
-        return f
+        return self.cues.get(si, [])
 
     def sent_index(self, token_i: int) -> int:
         return bisect_right(self.starts, token_i) - 1
@@ -631,12 +609,14 @@ class _PageStructure:
     def _has(self, si: int, label: str, weak: list | None) -> Cue | None:
         """The cue ``label`` in sentence si, or a weak cue that counts there because its
         partner cue stands in the same sentence (``weak``: [weak label, partner label])."""
-        first = self.first_cues(si)
-        if first is None:
-            return None
-        c = first.get(label)
-        if c is None and weak and weak[1] in first:
-            c = first.get(weak[0])
+        by_label = self.by_label
+        d = by_label.get(label)
+        c = d.get(si) if d is not None else None
+        if c is None and weak:
+            partner = by_label.get(weak[1])
+            if partner is not None and si in partner:
+                d = by_label.get(weak[0])
+                c = d.get(si) if d is not None else None
         return c
 
     def _find_unit(self, label: str, weak, si: int, heading: int | None, title_labels):
@@ -665,10 +645,11 @@ class _PageStructure:
         if j >= len(self.starts) or j in self.outside or self._ends_line(si) \
                 or j in self.candidate_sents.get(category, ()):
             return None
-        first = self.first_cues(j)
-        if not first or "cue:" + rule["next"] not in first:
+        d = self.by_label.get("cue:" + rule["next"])
+        if d is None or j not in d:
             return None
-        return first.get("cue:" + rule["cue"])
+        d = self.by_label.get("cue:" + rule["cue"])
+        return d.get(j) if d is not None else None
 
     def is_label(self, si: int, start: int, end: int, max_extra: int = 3) -> bool:
         """The sentence's line holds little but the match: a menu link or a
@@ -714,21 +695,22 @@ class _PageStructure:
             if found is None and rule.get("next") and category:
                 found = self.next_offer(rule, si, category)
             return found
-        window = rule.get("window", 0) if scope == "window" else 0
-        order = [si] + [i for k in range(1, window + 1) for i in (si - k, si + k)]
-        if scope == "items" and self._is_heading(si):  # a heading also speaks for its list
-            j = si + 1
-            while j < len(self.starts) and j - si <= _HEADING_LOOKBACK and self._is_item(j) \
-                    and not self._is_heading(j):
-                order.append(j)
-                j += 1
-        if heading is not None:  # a list item also has its heading's context
-            order += [heading] + [i for k in range(1, window + 1) for i in (heading - k, heading + k)]
-        first = self.first_cues
-        for i in order:
-            f = first(i)
-            if f is not None and label in f:
-                return f[label]
+        d = self.by_label.get(label)
+        if d is not None:  # else no sentence has the cue: only the title can help
+            window = rule.get("window", 0) if scope == "window" else 0
+            order = [si] + [i for k in range(1, window + 1) for i in (si - k, si + k)]
+            if scope == "items" and self._is_heading(si):  # a heading also speaks for its list
+                j = si + 1
+                while j < len(self.starts) and j - si <= _HEADING_LOOKBACK and self._is_item(j) \
+                        and not self._is_heading(j):
+                    order.append(j)
+                    j += 1
+            if heading is not None:  # a list item also has its heading's context
+                order += [heading] + [i for k in range(1, window + 1) for i in (heading - k, heading + k)]
+            for i in order:
+                c = d.get(i)
+                if c is not None:
+                    return c
         if scope == "window" and label in title_labels:
             return True
         return None
