@@ -36,7 +36,7 @@ import multiprocessing
 import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict, deque
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 from urllib.parse import unquote, urlsplit
@@ -77,6 +77,8 @@ _REGION_MARGIN = 1500  # characters around the candidates that are segmented int
 # anything but a lower-case letter; not after a few abbreviations.
 _CLOSING = ".!?\"')]\u201d\u2019"
 _ABBREV = ("e.g.", "i.e.", " dr.", " mr.", " mrs.", " ms.", " vs.", " st.", " no.", " fig.", " dra.", " sra.")
+# Every abbreviation has a space 3 or 4 characters before its final dot, or a dot 2 before:
+# a cheap test before the lower-casing one.
 _NOT_START = numpy.iinfo(numpy.uint64).max  # -1 as spaCy stores it: "not a sentence start"
 
 
@@ -118,6 +120,17 @@ def patterns_version(patterns_dir: Path) -> str:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return f"{CODE_VERSION}+{h.hexdigest()[:12]}"
+
+
+def _url_path(url: str) -> str:
+    """``urlsplit(url).path``, without urlsplit for a plain ASCII http(s) URL with no
+    query, fragment, brackets, spaces or control characters (a crawl's usual URL)."""
+    if url.startswith(("http://", "https://")) and url.isascii() and url.isprintable() \
+            and not any(ch in url for ch in " ?#[]"):
+        rest = url[url.index("//") + 2:]
+        slash = rest.find("/")
+        return rest[slash:] if slash >= 0 else ""
+    return urlsplit(url).path
 
 
 def _normalize(text: str) -> str:
@@ -172,7 +185,8 @@ def _sentence_cuts(text: str, lo: int = 0, hi: int | None = None) -> list[int]:
                 while j < n and text[j] in " \t":
                     j += 1
                 if j < n and not text[j].islower() and not (
-                        ch == "." and text[max(0, i - 4):i + 1].lower().endswith(_ABBREV)):
+                        ch == "." and (text[i - 2:i - 1] == "." or " " in text[max(0, i - 4):i - 2])
+                        and text[max(0, i - 4):i + 1].lower().endswith(_ABBREV)):
                     cuts.append(j)
             i = find(ch, j, n)
     cuts.sort()
@@ -206,6 +220,10 @@ def split_sentences(doc: Doc) -> Doc:
     if len(doc):
         set_sentences(doc, sentence_starts(doc))
     return doc
+
+
+_MISSING = object()
+_new_cue = partial(tuple.__new__, Cue)  # Cue from a (label, start, end) tuple, without Cue.__new__
 
 
 class Candidate(NamedTuple):
@@ -310,7 +328,7 @@ class ClaimResolver:
         labels = meta.get("_title_labels")
         if labels is None:
             url = meta.get("url") or ""
-            slug = _SLUG_SPLIT.sub(" ", unquote(urlsplit(url).path)) if url else ""
+            slug = _SLUG_SPLIT.sub(" ", unquote(_url_path(url))) if url else ""
             labels = meta["_title_labels"] = self._labels_in(
                 f"{meta.get('title') or ''}\n{slug}".translate(_NORMALIZE).strip())
         return labels
@@ -352,7 +370,7 @@ class ClaimResolver:
             labels = {c[0] for c in cues}
             candidates = self._possible(candidates, labels, meta)
             if candidates:
-                kept = self._claims(doc, candidates, [Cue._make(c) for c in cues], labels, page_kind, meta)
+                kept = self._claims(doc, candidates, list(map(_new_cue, cues)), labels, page_kind, meta)
         doc.spans[SPANS_KEY] = [span for span, _ in kept]
         doc.user_data[INFO] = [info for _, info in kept]
         return doc
@@ -668,12 +686,11 @@ class _PageStructure:
         if scope in ("near", "after"):
             return self._find(rule, scope, si, heading, start, end, title_labels, category)
         key = (id(rule), si, heading, category)  # the answer does not depend on the match
-        try:
-            return self._find_cache[key]
-        except KeyError:
+        found = self._find_cache.get(key, _MISSING)
+        if found is _MISSING:  # (most lookups miss: .get, not try/except KeyError)
             found = self._find_cache[key] = self._find(rule, scope, si, heading, start, end,
                                                        title_labels, category)
-            return found
+        return found
 
     def _find(self, rule: dict, scope: str, si: int, heading: int | None, start: int, end: int,
               title_labels, category: str):
