@@ -714,20 +714,33 @@ class _PageStructure:
             return found
         d = self.by_label.get(label)
         if d is not None:  # else no sentence has the cue: only the title can help
+            # Searched in order: the sentence, its window (nearest first, before then after),
+            # for a heading its list items, then the heading of a list item and its window.
+            get = d.get
+            c = get(si)
+            if c is not None:
+                return c
             window = rule.get("window", 0) if scope == "window" else 0
-            order = [si] + [i for k in range(1, window + 1) for i in (si - k, si + k)]
+            for k in range(1, window + 1):
+                c = get(si - k) or get(si + k)
+                if c is not None:
+                    return c
             if scope == "items" and self._is_heading(si):  # a heading also speaks for its list
                 j = si + 1
                 while j < len(self.starts) and j - si <= _HEADING_LOOKBACK and self._is_item(j) \
                         and not self._is_heading(j):
-                    order.append(j)
+                    c = get(j)
+                    if c is not None:
+                        return c
                     j += 1
             if heading is not None:  # a list item also has its heading's context
-                order += [heading] + [i for k in range(1, window + 1) for i in (heading - k, heading + k)]
-            for i in order:
-                c = d.get(i)
+                c = get(heading)
                 if c is not None:
                     return c
+                for k in range(1, window + 1):
+                    c = get(heading - k) or get(heading + k)
+                    if c is not None:
+                        return c
         if scope == "window" and label in title_labels:
             return True
         return None

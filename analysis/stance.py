@@ -43,9 +43,12 @@ class StanceRules:
         self.research_not_excusing = frozenset(cfg["research_does_not_excuse"])
         self.default_stance = default_stance
 
-    def concession_end(self, doc, first: int, limit: int) -> int | None:
-        """End of an opening concessive clause ("While there is no cure, ...") or None."""
-        if first >= limit or doc[first].lower_ not in self.concessives:
+    def concession_end(self, doc, first: int, limit: int, opener: str | None = None) -> int | None:
+        """End of an opening concessive clause ("While there is no cure, ...") or None.
+        opener: the lower-cased first word when the caller has it already."""
+        if first >= limit:
+            return None
+        if (doc[first].lower_ if opener is None else opener) not in self.concessives:
             return None
         for k in range(first + 1, min(limit, first + 40)):
             if doc[k].text == ",":
@@ -61,10 +64,12 @@ class StanceRules:
         other claims' words; first/sent_end: the sentence's first word token and end;
         context_cues: cues of sentences that supplied the claim's context.
         """
-        own = [c for c in cues if not (c.start < end and c.end > start)]
-        own += [c for c in context_cues if c.label in CONTEXT_LABELS]
-        covering = [c for c in own if c.label != NEGATION]
-        conceded = self.concession_end(doc, first, sent_end)
+        own = [c for c in cues if not (c[1] < end and c[2] > start)]
+        if context_cues:
+            own += [c for c in context_cues if c[0] in CONTEXT_LABELS]
+        covering = [c for c in own if c[0] != NEGATION]
+        opener = doc[first].lower_ if first < sent_end else ""
+        conceded = self.concession_end(doc, first, sent_end, opener)
         kept = []
         for c in own:
             if c.label == NEGATION and any(o.start <= c.start and c.end <= o.end for o in covering):
@@ -78,24 +83,23 @@ class StanceRules:
         def text(c):
             return doc[c.start:c.end].text
 
-        for c in kept:
+        for c in (kept if STRONG_NEGATION in labels else ()):
             if c.label == STRONG_NEGATION:
                 return denial, text(c)
-        for c in kept:
+        for c in (kept if CAUTION in labels else ()):
             if c.label == CAUTION:
                 return "cautionary", text(c)
-        opener = doc[first].lower_ if first < sent_end else ""
         if opener in self.sentence_negators and start > first and conceded is None and \
                 not any(c.label == AFFIRM and c.start == first for c in own):
             return denial, doc[first].text
-        for c in kept:
+        for c in (kept if NEGATION in labels else ()):
             if c.label == NEGATION and c.end <= start and start - c.end <= self.window \
                     and not self._broken(doc, c.end, start):
                 return denial, text(c)
         if TESTIMONIAL not in labels:
             checks = [REPORTING] + ([] if category in self.research_not_excusing else [RESEARCH])
             for label in checks:
-                for c in kept:
+                for c in (kept if label in labels else ()):
                     if c.label == label:
                         return "reported", text(c)
         if is_question and OFFER not in labels:
