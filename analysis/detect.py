@@ -527,8 +527,9 @@ class _PageStructure:
         self.by_label: dict[str, dict[int, Cue]] = {}  # label -> sentence -> its first cue there
 
     def add_cues(self, cues: list[Cue], claimed: bytearray, labels: set[str]):
-        """Files the page's cues by sentence, and by label the first cue of each sentence.
-        A stance cue whose words lie inside some candidate (``claimed`` tokens) is dropped.
+        """Files the page's cues by sentence, and by label the first cue of each sentence
+        (context cues only: the rules ask for ``cue:`` labels, the stance decision reads
+        the sentence's list). A stance cue whose words lie inside some candidate (``claimed`` tokens) is dropped.
         ``labels``: every cue label of the page."""
         self.labels = labels
         where = numpy.searchsorted(self.starts, [c.start for c in cues], side="right").tolist()
@@ -538,19 +539,21 @@ class _PageStructure:
             i -= 1
             if i in outside:
                 continue
-            label = cue.label
-            if claimed[cue.start] and claimed[cue.end - 1] and label.startswith("stance:"):
-                continue
+            label = cue[0]
+            if label.startswith("stance:"):  # rules ask for cue: labels only; no by_label entry
+                if claimed[cue[1]] and claimed[cue[2] - 1]:
+                    continue
+            else:
+                d = by_label.get(label)
+                if d is None:
+                    by_label[label] = {i: cue}
+                elif i not in d:
+                    d[i] = cue
             got = by_sent.get(i)
             if got is None:
                 by_sent[i] = [cue]
             else:
                 got.append(cue)
-            d = by_label.get(label)
-            if d is None:
-                by_label[label] = {i: cue}
-            elif i not in d:
-                d[i] = cue
 
     def cues_in(self, si: int) -> list[Cue]:
         return self.cues.get(si, [])
