@@ -223,6 +223,7 @@ def split_sentences(doc: Doc) -> Doc:
 
 
 _MISSING = object()
+_NO_OPTIONS: dict = {}
 _new_cue = partial(tuple.__new__, Cue)  # Cue from a (label, start, end) tuple, without Cue.__new__
 
 
@@ -416,28 +417,37 @@ class ClaimResolver:
 
     def _claims(self, doc, candidates, cues, labels, page_kind, meta) -> list[Span]:
         idx = doc.to_array(IDX)
-        last = max(c.end for c in candidates)
-        page = _PageStructure(doc, meta, int(idx[min(c.start for c in candidates)]),
+        last = max([c[1] for c in candidates])
+        page = _PageStructure(doc, meta, int(idx[min([c[0] for c in candidates])]),
                               int(idx[last]) if last < len(idx) else len(_doc_text(doc)), idx)
         claimed = bytearray(len(doc))  # tokens inside some candidate: their words are never stance cues
-        for span in candidates:
-            claimed[span.start:span.end] = b"\x01" * (span.end - span.start)
+        for a, b, _, _ in candidates:
+            claimed[a:b] = b"\x01" * (b - a)
         page.add_cues(cues, claimed, labels)
-        candidates = sorted(candidates, key=lambda s: (s.start, -s.end))
-        sents = (numpy.searchsorted(page.starts, [c.start for c in candidates], side="right") - 1).tolist()
+        candidates = sorted(candidates, key=lambda s: (s[0], -s[1]))
+        sents = (numpy.searchsorted(page.starts, [c[0] for c in candidates], side="right") - 1).tolist()
+        candidate_sents = page.candidate_sents
         for span, si in zip(candidates, sents):
-            page.candidate_sents.setdefault(span.label, set()).add(si)
+            got = candidate_sents.get(span[2])
+            if got is None:
+                candidate_sents[span[2]] = {si}
+            else:
+                got.add(si)
         title_labels = None
         best: dict[tuple[str, int], tuple[Span, list]] = {}
+        options, categories = self.options, self.taxonomy.categories
         for span, si in zip(candidates, sents):
-            cat = span.label
+            cat = span[2]
             kept = best.get((cat, si))
             if kept is not None and kept[1][0] == "promoted":
                 continue  # one claim per category and sentence
-            opts = self.options.get(span.id, {})
-            start = self._pattern_ok(doc, span, opts)
-            if start is None:
-                continue
+            opts = options.get(span[3])
+            if opts is None:  # most patterns have no options
+                opts, start = _NO_OPTIONS, span[0]
+            else:
+                start = self._pattern_ok(doc, span, opts)
+                if start is None:
+                    continue
             if title_labels is None:  # the title and URL are matched only if a rule needs them
                 title_labels = _LazyLabels(lambda: self._context_labels(meta))
             heading = page.heading_of(si)
@@ -454,8 +464,9 @@ class ClaimResolver:
                 f = True
             if not f:
                 continue
-            if any(page.find(r, si, heading, span.start, span.end, title_labels)
-                   for r in self.taxonomy.categories[cat].exclude):
+            exclude = categories[cat].exclude
+            if exclude and any(page.find(r, si, heading, span.start, span.end, title_labels)
+                               for r in exclude):
                 continue
             end = span.end
             for cue in found:
@@ -532,7 +543,7 @@ class _PageStructure:
         the sentence's list). A stance cue whose words lie inside some candidate (``claimed`` tokens) is dropped.
         ``labels``: every cue label of the page."""
         self.labels = labels
-        where = numpy.searchsorted(self.starts, [c.start for c in cues], side="right").tolist()
+        where = numpy.searchsorted(self.starts, [c[1] for c in cues], side="right").tolist()
         outside = self.outside
         by_sent, by_label = self.cues, self.by_label
         for i, cue in zip(where, cues):
