@@ -134,7 +134,8 @@ def _url_path(url: str) -> str:
 
 
 def _normalize(text: str) -> str:
-    return text.translate(_NORMALIZE)
+    # every character replaced is non-ASCII: an ASCII text (the usual page) is its own result
+    return text if text.isascii() else text.translate(_NORMALIZE)
 
 
 def _doc_text(doc: Doc) -> str:
