@@ -26,6 +26,9 @@ class PageKindScorer:
         self.url_rules = [(r["kind"], r.get("part", "url"), re.compile(r["pattern"], re.I), r["weight"])
                           for r in cfg["url"]]
         self.title_rules = [(r["kind"], re.compile(r["pattern"]), r["weight"]) for r in cfg["title"]]
+        # URL rules on the whole URL or its path, in file order (host rules: _host_scores)
+        self._url_path_rules = [(kind, part == "url", rx, weight) for kind, part, rx, weight in self.url_rules
+                                if part != "host"]
         self.structured = cfg["structured"]
         self.default_stance = cfg["default_stance"]
         unknown = {r[0] for r in self.url_rules + self.title_rules} - set(PAGE_KINDS)
@@ -58,8 +61,8 @@ class PageKindScorer:
         netloc, slash, path = rest.partition("/")
         host = netloc.rpartition("@")[2].split(":")[0]
         path = (slash + path).split("?")[0].split("#")[0]
-        return self._host_scores(host) + [(kind, weight) for kind, part, rx, weight in self.url_rules
-                                          if part != "host" and rx.search(url if part == "url" else path)]
+        return self._host_scores(host) + [(kind, weight) for kind, whole, rx, weight in self._url_path_rules
+                                          if rx.search(url if whole else path)]
 
     @lru_cache(maxsize=4096)
     def _host_scores(self, host: str) -> list[tuple[str, float]]:
