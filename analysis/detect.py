@@ -371,7 +371,7 @@ class ClaimResolver:
             labels = {c[0] for c in cues}
             candidates = self._possible(candidates, labels, meta)
             if candidates:
-                kept = self._claims(doc, candidates, list(map(_new_cue, cues)), labels, page_kind, meta)
+                kept = self._claims(doc, candidates, cues, labels, page_kind, meta)
         doc.spans[SPANS_KEY] = [span for span, _ in kept]
         doc.user_data[INFO] = [info for _, info in kept]
         return doc
@@ -537,15 +537,17 @@ class _PageStructure:
         self._find_cache: dict[tuple, Cue | bool | None] = {}
         self.by_label: dict[str, dict[int, Cue]] = {}  # label -> sentence -> its first cue there
 
-    def add_cues(self, cues: list[Cue], claimed: bytearray, labels: set[str]):
+    def add_cues(self, cues: list[tuple[str, int, int]], claimed: bytearray, labels: set[str]):
         """Files the page's cues by sentence, and by label the first cue of each sentence
         (context cues only: the rules ask for ``cue:`` labels, the stance decision reads
-        the sentence's list). A stance cue whose words lie inside some candidate (``claimed`` tokens) is dropped.
-        ``labels``: every cue label of the page."""
+        the sentence's list). A stance cue whose words lie inside some candidate
+        (``claimed`` tokens) is dropped. ``cues``: (label, start, end) tuples, made Cues
+        as they are filed; ``labels``: every cue label of the page."""
         self.labels = labels
         where = numpy.searchsorted(self.starts, [c[1] for c in cues], side="right").tolist()
         outside = self.outside
         by_sent, by_label = self.cues, self.by_label
+        new_cue = _new_cue
         for i, cue in zip(where, cues):
             i -= 1
             if i in outside:
@@ -554,7 +556,9 @@ class _PageStructure:
             if label.startswith("stance:"):  # rules ask for cue: labels only; no by_label entry
                 if claimed[cue[1]] and claimed[cue[2] - 1]:
                     continue
+                cue = new_cue(cue)
             else:
+                cue = new_cue(cue)
                 d = by_label.get(label)
                 if d is None:
                     by_label[label] = {i: cue}
