@@ -5,11 +5,12 @@ Pipeline per language (``spacy.blank("en")`` / ``spacy.blank("es")``):
 1. ``stemwatch_ruler`` (ClaimMatcher) loaded from ``patterns/claims_<lang>.jsonl``:
    literal phrases labelled with a category id, matched on LOWER by one
    PhraseMatcher, written to ``doc.user_data["sw_candidates"]`` as plain tuples
-   (no Span objects: most candidates are dropped);
-2. ``stemwatch_claims``: matches the cue lists (``context_``, ``stance_`` and
-   ``pagekind_<lang>.jsonl``) with a second PhraseMatcher and decides the page
-   kind (pagekind.py). On a page with a plausible candidate it splits the text
-   into sentences (newline-aware: a heading line and each list item are
+   (no Span objects: most candidates are dropped); the same matcher, in the same
+   pass, matches the cue lists (``context_``, ``stance_`` and ``pagekind_<lang>.jsonl``)
+   and leaves those matches in ``doc.user_data["sw_cue_matches"]``;
+2. ``stemwatch_claims``: takes the cue matches (or matches the cue lists with its own
+   PhraseMatcher when no ruler ran) and decides the page kind (pagekind.py).
+   On a page with a plausible candidate it splits the text into sentences (newline-aware: a heading line and each list item are
    sentences of their own), keeps a candidate only when its category's context (taxonomy.json
    ``requires``) is present in the sentence, its heading, the nearby
    sentences or the page title/URL (each rule's scope says which; a disease
