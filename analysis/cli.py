@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .history_cli import open_db
 
 
 @click.group()
@@ -23,15 +24,6 @@ def cli():
 
     Example: stemwatch demo
     """
-
-
-def _open_store(db_path):
-    from .storage import Store, StoreError
-
-    try:
-        return Store(db_path)
-    except StoreError as e:
-        raise click.ClickException(str(e))
 
 
 def _print_summary(summary: dict):
@@ -65,13 +57,9 @@ def serve(db_path, host, port):
 
     Example: stemwatch serve --db data/clinics.db --port 8001
     """
-    from pathlib import Path
-
     from .serve import serve as run_serve
 
-    if not Path(db_path).exists():
-        raise click.ClickException(f"no database at {db_path}; run `stemwatch crawl ... --db {db_path}` first")
-    _open_store(db_path).close()
+    open_db(db_path).close()  # refuses a missing, damaged or newer database; upgrades an older one
     click.echo(f"Serving {db_path} at http://{host}:{port}/ (Ctrl-C to stop)")
     run_serve(db_path, host=host, port=port)
 
@@ -94,8 +82,7 @@ def demo(db_path, do_serve, port, sites_port):
     from .demo import start_demo_sites
     from .serve import serve as run_serve
 
-    store = _open_store(db_path)
-    store.close()
+    open_db(db_path, create=True).close()
     try:
         sites = start_demo_sites(base_port=sites_port)
     except OSError:
@@ -176,7 +163,7 @@ def _run_crawl(seeds, db_path, **options) -> dict:
         crawl_id = run_crawl(seeds, db_path, **options)
     except (CrawlError, SeedError, StoreError) as e:
         raise click.ClickException(str(e))
-    store = _open_store(db_path)
+    store = open_db(db_path)
     try:
         return store.crawl_summary(crawl_id)
     finally:
@@ -203,7 +190,7 @@ def export(out_dir, db_path, site, claim_ids, category, stance, crawl_id):
     from .evidence import export_evidence
     from .storage import StoreError
 
-    store = _open_store(db_path)
+    store = open_db(db_path)
     try:
         result = export_evidence(store, out_dir, site=site, claim_ids=claim_ids, category=category,
                                  stance=stance or None, crawl_id=crawl_id)

@@ -19,11 +19,13 @@ db_option = click.option("--db", "db_path", required=True, type=click.Path(dir_o
                          help="The stemwatch SQLite database")
 
 
-def open_db(db_path: str, *, migrate: bool = True):
+def open_db(db_path: str, *, migrate: bool = True, create: bool = False):
+    """The Store behind a command's --db, its errors as ClickException.
+    Only the commands that write a crawl may create a new database."""
     from .storage import Store, StoreError
 
-    if not Path(db_path).is_file():
-        raise click.ClickException(f"no database at {db_path}")
+    if not create and not Path(db_path).is_file():
+        raise click.ClickException(f"no database at {db_path} (a crawl creates one: stemwatch crawl SEED --db {db_path})")
     try:
         return Store(db_path, migrate=migrate)
     except StoreError as e:

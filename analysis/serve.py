@@ -166,11 +166,9 @@ def make_datasette(db_path: str | Path):
 
 
 def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8001):
-    """Run Datasette until interrupted."""
+    """Run Datasette until interrupted. The caller has opened the database
+    with Store first, which refuses a bad file and upgrades an old one."""
     import uvicorn
 
-    from .storage import Store
-
-    Store(db_path).close()  # refuses a file that is not a stemwatch database; migrates an old one
     ds = make_datasette(db_path)
     uvicorn.run(ds.app(), host=host, port=port, log_level="warning")
