@@ -26,6 +26,7 @@ _NEGATIONS = frozenset({NEGATION, STRONG_NEGATION})
 
 
 class Cue(NamedTuple):
+    """A cue match. The detector passes plain (label, start, end) tuples, read by index."""
     label: str
     start: int  # token offsets
     end: int
@@ -60,47 +61,51 @@ class StanceRules:
                context_cues: list[Cue] = ()) -> tuple[str | None, str]:
         """(stance, cue text) for the claim at tokens [start, end); stance None: not a claim.
 
-        cues: the cues of the claim's sentence (and heading), without those inside
-        other claims' words; first/sent_end: the sentence's first word token and end;
-        context_cues: cues of sentences that supplied the claim's context.
+        cues: the (label, start, end) cues of the claim's sentence (and heading), without
+        those inside other claims' words; first/sent_end: the sentence's first word token
+        and end; context_cues: cues of sentences that supplied the claim's context.
         """
         own = [c for c in cues if not (c[1] < end and c[2] > start)]
         if context_cues:
             own += [c for c in context_cues if c[0] in CONTEXT_LABELS]
-        covering = [c for c in own if c[0] != NEGATION]
         opener = doc[first].lower_ if first < sent_end else ""
         conceded = self.concession_end(doc, first, sent_end, opener)
-        kept = []
-        for c in own:
-            if c.label == NEGATION and any(o.start <= c.start and c.end <= o.end for o in covering):
-                continue  # "no" in "no proof", "nothing" in "nothing short of"
-            if c.label in _NEGATIONS and conceded is not None and first <= c.start and c.end <= conceded:
-                continue  # "While there is no cure for ALS, our protocol ..."
-            kept.append(c)
-        labels = {c.label for c in kept}
+        labels = {c[0] for c in own}
+        kept = own
+        if not labels.isdisjoint(_NEGATIONS):  # only negations are ever set aside
+            covering = [c for c in own if c[0] != NEGATION]
+            kept = []
+            for c in own:
+                label = c[0]
+                if label == NEGATION and any(o[1] <= c[1] and c[2] <= o[2] for o in covering):
+                    continue  # "no" in "no proof", "nothing" in "nothing short of"
+                if label in _NEGATIONS and conceded is not None and first <= c[1] and c[2] <= conceded:
+                    continue  # "While there is no cure for ALS, our protocol ..."
+                kept.append(c)
+            labels = {c[0] for c in kept}
         denial = "negated" if page_kind in self.negated_kinds else "cautionary"
 
         def text(c):
-            return doc[c.start:c.end].text
+            return doc[c[1]:c[2]].text
 
         for c in (kept if STRONG_NEGATION in labels else ()):
-            if c.label == STRONG_NEGATION:
+            if c[0] == STRONG_NEGATION:
                 return denial, text(c)
         for c in (kept if CAUTION in labels else ()):
-            if c.label == CAUTION:
+            if c[0] == CAUTION:
                 return "cautionary", text(c)
         if opener in self.sentence_negators and start > first and conceded is None and \
-                not any(c.label == AFFIRM and c.start == first for c in own):
+                not any(c[0] == AFFIRM and c[1] == first for c in own):
             return denial, doc[first].text
         for c in (kept if NEGATION in labels else ()):
-            if c.label == NEGATION and c.end <= start and start - c.end <= self.window \
-                    and not self._broken(doc, c.end, start):
+            if c[0] == NEGATION and c[2] <= start and start - c[2] <= self.window \
+                    and not self._broken(doc, c[2], start):
                 return denial, text(c)
         if TESTIMONIAL not in labels:
-            checks = [REPORTING] + ([] if category in self.research_not_excusing else [RESEARCH])
+            checks = (REPORTING,) if category in self.research_not_excusing else (REPORTING, RESEARCH)
             for label in checks:
                 for c in (kept if label in labels else ()):
-                    if c.label == label:
+                    if c[0] == label:
                         return "reported", text(c)
         if is_question and OFFER not in labels:
             return self.question_stance, "question"

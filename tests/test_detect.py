@@ -226,7 +226,7 @@ def test_sentence_splitter_is_newline_aware():
 
 def test_patterns_are_phrases_with_known_options(det):
     """Speed contract: no token-Matcher patterns; options are ones the resolver understands."""
-    from analysis.detect import claim_patterns, cue_patterns
+    from analysis.pattern_files import claim_patterns, cue_patterns
 
     for lang in det.nlps:
         for row in claim_patterns(det.patterns_dir, lang) + cue_patterns(det.patterns_dir, lang):

@@ -1,0 +1,286 @@
+"""Sentences, lines, headings and cues of one page, and the context rules answered on them.
+
+Built only for a page that has a plausible claim candidate. Positions are
+token offsets of the spaCy doc; sentences are numbered in page order. Cues are
+``(label, start, end)`` tuples in the phrase matcher's order (by start token).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+import numpy
+from spacy.tokens import Doc
+
+from .rules import Rule
+from .sentences import sentence_cuts, token_starts
+
+REGION_MARGIN = 1500  # characters around the candidates that are segmented into sentences
+HEADING_LOOKBACK = 40  # lines: how far above a list item its heading may stand
+BULLET_WORDS = 12  # a list item holds at most this many words
+STANCE_PREFIX = "stance:"
+_MISSING = object()
+
+
+class PageIndex:
+    """Answers the context rules for the candidates of one page.
+
+    Only the lines around the candidates, text[lo:hi] widened to whole lines plus a
+    margin, are split into sentences: sentences further away cannot supply context
+    (windows are a few sentences). Before and after that region the doc is one
+    pseudo-sentence each, whose cues do not count. The boundaries stay here: writing
+    them to the doc (set_sentences) would cost a tenth of the detection and nothing
+    downstream reads doc.sents.
+    """
+
+    def __init__(self, doc: Doc, text: str, idx, lo: int, hi: int, cues: list[tuple], claimed: bytearray,
+                 labels: set[str], title_labels, headings: set[str], candidate_sents: dict[str, set[int]]):
+        """idx: the tokens' character offsets; [lo, hi): characters the candidates span;
+        claimed: 1 for tokens inside some candidate (their words are never stance cues);
+        labels: every cue label on the page; title_labels(): the labels of the page title
+        and URL words (computed on first use); headings: lower-cased heading texts from
+        the HTML; candidate_sents: filled by the caller, category -> candidate sentences."""
+        self.doc, self.text, self.labels = doc, text, labels
+        self._title_fn, self._title = title_labels, None
+        self.headings = headings
+        self.candidate_sents = candidate_sents
+        n = len(text)
+        lo = text.rfind("\n", 0, max(0, lo - REGION_MARGIN)) + 1
+        hi = text.find("\n", min(n, hi + REGION_MARGIN))
+        hi = n if hi < 0 else hi + 1
+        cuts = sentence_cuts(text, lo, hi)
+        if lo > 0:
+            cuts.insert(0, lo)
+        if hi < n:
+            cuts.append(hi)
+        self.starts = starts = token_starts(idx, cuts, len(doc))
+        bounds = idx[starts].tolist()
+        self.n = len(starts)
+        self.outside = set()
+        if lo > 0:
+            self.outside.add(0)
+        if hi < n and bounds[-1] >= hi:
+            self.outside.add(self.n - 1)
+        bounds.append(n)
+        self.bounds = bounds  # sentence si spans characters bounds[si]:bounds[si + 1]
+        self.by_sent = self._file(cues, claimed)
+        self._firsts: list[dict | None] = [None] * self.n
+        self._line_info: list[tuple | None] = [None] * self.n
+        self._heading: list = [_MISSING] * self.n
+        self._answers: dict[tuple[int, int], object] = {}
+
+    def _file(self, cues, claimed) -> list[list[tuple]]:
+        """The cues of each sentence; a stance cue whose words lie inside some
+        candidate is dropped, and pseudo-sentences outside the region get none."""
+        by_sent = [[] for _ in range(self.n)]
+        if cues:
+            where = numpy.searchsorted(self.starts, [c[1] for c in cues], side="right").tolist()
+            for cue, i in zip(cues, where):
+                if cue[0].startswith(STANCE_PREFIX) and claimed[cue[1]] and claimed[cue[2] - 1]:
+                    continue
+                by_sent[i - 1].append(cue)
+            for i in self.outside:
+                by_sent[i] = []
+        return by_sent
+
+    # sentences
+    def sentences_of(self, tokens: list[int]) -> list[int]:
+        return (numpy.searchsorted(self.starts, tokens, side="right") - 1).tolist()
+
+    def sent_index(self, token_i: int) -> int:
+        return bisect_right(self.starts, token_i) - 1
+
+    def sentence_text(self, si: int) -> str:
+        return self.text[self.bounds[si]:self.bounds[si + 1]]
+
+    def cues_in(self, si: int) -> list[tuple]:
+        return self.by_sent[si]
+
+    def first(self, label: str, si: int):
+        """The first cue with this label in sentence si, or None."""
+        if si < 0 or si >= self.n:
+            return None
+        d = self._firsts[si]
+        if d is None:
+            d = self._firsts[si] = {}
+            for c in reversed(self.by_sent[si]):
+                d[c[0]] = c
+        return d.get(label)
+
+    def title_labels(self) -> frozenset[str]:
+        if self._title is None:
+            self._title = self._title_fn()
+        return self._title
+
+    def word_bounds(self, si: int) -> tuple[int, int]:
+        """The sentence's first non-space token and its end (token offsets)."""
+        first = self.starts[si]
+        end = self.starts[si + 1] if si + 1 < self.n else len(self.doc)
+        doc = self.doc
+        while first < end and doc[first].is_space:
+            first += 1
+        return first, end
+
+    def is_question(self, si: int) -> bool:
+        return self.sentence_text(si).rstrip().endswith("?")
+
+    def sentence_ranges(self, si: int, heading: int | None, with_next: bool = False) -> list[tuple[int, int]]:
+        """Character ranges of the claim's sentence, its heading first, the next sentence last."""
+        out = []
+        for i in ([heading, si] if heading is not None else [si]) + ([si + 1] if with_next else []):
+            a = self.bounds[i]
+            t = self.text[a:self.bounds[i + 1]]
+            out.append((a + len(t) - len(t.lstrip()), a + len(t.rstrip())))
+        return out
+
+    # lines and headings
+    def _ends_line(self, si: int) -> bool:
+        if si == self.n - 1:
+            return True
+        a, k = self.bounds[si], self.bounds[si + 1] - 1
+        text = self.text
+        while k > a and text[k] in " \t":
+            k -= 1
+        return text[k] == "\n"
+
+    def _line(self, si: int) -> tuple[bool, bool]:
+        """(is a list item, is a heading) for sentence si, computed once."""
+        info = self._line_info[si]
+        if info is None:
+            item = heading = False
+            if (si == 0 or self._ends_line(si - 1)) and self._ends_line(si):  # a whole line
+                text = self.sentence_text(si)
+                line = text.strip()
+                heading = bool(line) and (line.endswith(":") or line.lower() in self.headings)
+                item = len(text) < 200 and 0 < len(text.split()) <= BULLET_WORDS
+            info = self._line_info[si] = (item, heading)
+        return info
+
+    def heading_of(self, si: int) -> int | None:
+        """The heading line a list item sits under ("Conditions we treat:" for "Autism")."""
+        found = self._heading[si]
+        if found is _MISSING:
+            found = None
+            item, heading = self._line(si)
+            if item and not heading:
+                j = si - 1
+                while j >= 0 and si - j <= HEADING_LOOKBACK:
+                    item, heading = self._line(j)
+                    if heading:
+                        found = j
+                        break
+                    if not item:
+                        break
+                    j -= 1
+            self._heading[si] = found
+        return found
+
+    def is_label(self, si: int, start: int, end: int, max_extra: int = 3) -> bool:
+        """The sentence's line holds little but the match: a menu link or a
+        heading ("Success Stories", "Read our patient stories")."""
+        text = self.text
+        a = text.rfind("\n", 0, self.bounds[si] + 1) + 1  # the whole line ("Real Patients. Real Results.")
+        b = text.find("\n", self.bounds[si + 1] - 1)
+        line = text[a:] if b < 0 else text[a:b]
+        return len(line) < 120 and len(line.split()) - (end - start) <= max_extra
+
+    # rules
+    def find(self, rule: Rule, si: int, heading: int | None, start: int, end: int, category: str = ""):
+        """The cue a rule asks for (True for a title/URL or page-wide hit), or None.
+        Answers that do not depend on the match's own tokens are cached per sentence."""
+        scope = rule.scope
+        if scope == "near" or scope == "after":
+            d = rule.distance
+            label = rule.label
+            for c in self.by_sent[si]:
+                if c[0] != label:
+                    continue
+                if c[1] >= end and c[1] - end <= d:
+                    return c
+                if scope == "near" and c[2] <= start and start - c[2] <= d:
+                    return c
+            return None
+        key = (rule.id, si)
+        found = self._answers.get(key, _MISSING)
+        if found is _MISSING:
+            found = self._answers[key] = self._find(rule, scope, si, heading, category)
+        return found
+
+    def _find(self, rule: Rule, scope: str, si: int, heading: int | None, category: str):
+        label = rule.label
+        if scope == "page":
+            return True if label in self.labels or label in self.title_labels() else None
+        if scope == "unit":
+            found = self._find_unit(rule, si, heading)
+            if found is None and rule.next and category:
+                found = self._next_offer(rule, si, category)
+            return found
+        if label in self.labels:  # else no sentence has the cue: only the title can help
+            # Searched in order: the sentence, its window (nearest first, before then after),
+            # for a heading its list items, then the heading of a list item and its window.
+            first = self.first
+            c = first(label, si)
+            if c is not None:
+                return c
+            window = rule.window
+            for k in range(1, window + 1):
+                c = first(label, si - k) or first(label, si + k)
+                if c is not None:
+                    return c
+            if scope == "items" and self._line(si)[1]:  # a heading also speaks for its list
+                j = si + 1
+                while j < self.n and j - si <= HEADING_LOOKBACK:
+                    item, is_heading = self._line(j)
+                    if not item or is_heading:
+                        break
+                    c = first(label, j)
+                    if c is not None:
+                        return c
+                    j += 1
+            if heading is not None:  # a list item also has its heading's context
+                c = first(label, heading)
+                if c is not None:
+                    return c
+                for k in range(1, window + 1):
+                    c = first(label, heading - k) or first(label, heading + k)
+                    if c is not None:
+                        return c
+        if scope == "window" and label in self.title_labels():
+            return True
+        return None
+
+    def _has(self, si: int, rule: Rule):
+        """The rule's cue in sentence si, or its weak cue when the partner cue stands there too."""
+        c = self.first(rule.label, si)
+        if c is None and rule.weak and self.first(rule.partner, si) is not None:
+            c = self.first(rule.weak, si)
+        return c
+
+    def _find_unit(self, rule: Rule, si: int, heading: int | None):
+        """Scope ``unit``: the claim's own sentence; for a list item, its heading; for an
+        item of a bare list (no closing punctuation) under a heading that names no offer
+        ("Neurological" on a conditions page), the page title or URL words."""
+        c = self._has(si, rule)
+        if c is not None:
+            return c
+        if heading is None:
+            return None
+        c = self._has(heading, rule)
+        if c is not None:
+            return c
+        if rule.label in self.title_labels() and not self.sentence_text(si).rstrip().endswith((".", "!", "?")):
+            return True
+        return None
+
+    def _next_offer(self, rule: Rule, si: int, category: str):
+        """Rule option ``next``: the following sentence of the same paragraph holds the
+        offer and its product (both cues, the weak one not sufficing) but names no condition
+        of its own: "Cerebral palsy need not be the end. We have seen great improvements
+        in children treated with stem cell therapy." """
+        j = si + 1
+        if j >= self.n or j in self.outside or self._ends_line(si) \
+                or j in self.candidate_sents.get(category, ()):
+            return None
+        if self.first(rule.next, j) is None:
+            return None
+        return self.first(rule.label, j)

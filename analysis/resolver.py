@@ -1,0 +1,253 @@
+"""``stemwatch_claims``: turns the ruler's matches into claims with a stance, and decides the page kind.
+
+For every page: the page kind from the page-kind cues (pagekind.py). On a page
+with a claim candidate whose required cues appear somewhere (rules.page_allows),
+the text around the candidates is split into sentences (page_index.py) and a
+candidate is kept only when its category's context (taxonomy.json ``requires``)
+stands where each rule's scope says: the sentence, its heading, nearby
+sentences, the page, or the page title and URL words. A disease needs its offer
+in its own unit (sentence, heading + item, bare list under a page that names the
+offer, or the next sentence naming the product). Menu labels (``not_alone``) are
+dropped; the stance is decided from the context (stance.py). Kept claims go to
+``doc.spans["claims"]``; their stance, cue, severity and sentence ranges to
+``doc.user_data[INFO]``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from spacy.attrs import IDX
+from spacy.language import Language
+from spacy.matcher import PhraseMatcher
+from spacy.tokens import Doc, Span
+
+from .matcher import MATCHES, claim_key, claim_phrases
+from .page_index import PageIndex
+from .pagekind import PageKindScorer
+from .pattern_files import cue_phrases, pattern_options
+from .rules import Rule, compile_rules, page_allows
+from .sentences import doc_text
+from .stance import StanceRules
+from .taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
+
+SPANS_KEY = "claims"
+KIND = "sw_page_kind"  # doc.user_data key: the page kind
+INFO = "sw_claims"  # doc.user_data key: ClaimInfo per doc.spans["claims"] span
+_SLUG_SPLIT = re.compile(r"[\W\d_]+")  # URL path to words; digits dropped (page ids are not words)
+_EXTEND = 6  # tokens: how far a claim's text grows to take in the cue that completed it
+_NO_EXTEND = frozenset({"cue:regen"})  # context, not part of what is claimed
+# Same-length substitutions, so offsets in the normalised text are offsets in the original.
+NORMALIZE = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"',
+                           "\u2013": "-", "\u2014": "-", "\u00a0": " ", "\u2010": "-", "\u2011": "-"})
+
+
+def normalize(text: str) -> str:
+    # every character replaced is non-ASCII: an ASCII text (the usual page) is its own result
+    return text if text.isascii() else text.translate(NORMALIZE)
+
+
+def url_path(url: str) -> str:
+    """``urlsplit(url).path``, without urlsplit for a plain ASCII http(s) URL with no
+    query, fragment, brackets, spaces or control characters (a crawl's usual URL)."""
+    if url.startswith(("http://", "https://")) and url.isascii() and url.isprintable() \
+            and not any(ch in url for ch in " ?#[]"):
+        rest = url[url.index("//") + 2:]
+        slash = rest.find("/")
+        return rest[slash:] if slash >= 0 else ""
+    return urlsplit(url).path
+
+
+@Language.factory("stemwatch_claims", default_config={"patterns_dir": "", "lang": "en"})
+def make_claim_resolver(nlp: Language, name: str, patterns_dir: str, lang: str):
+    return ClaimResolver(nlp, Path(patterns_dir or DEFAULT_PATTERNS_DIR), lang)
+
+
+class ClaimResolver:
+    def __init__(self, nlp: Language, patterns_dir: Path, lang: str):
+        self.nlp = nlp
+        self.taxonomy = load_taxonomy(patterns_dir)
+        self.kinds = PageKindScorer(patterns_dir / "pagekind.json")
+        self.stance = StanceRules(patterns_dir / "stance.json", self.kinds.default_stance)
+        self.options = pattern_options(patterns_dir, lang)
+        strings = nlp.vocab.strings
+        self.claim_keys = {strings[claim_key(label, pid)]: (label, pid)
+                           for label, pid in claim_phrases(patterns_dir, lang)}
+        # Rules per (category, pattern id): the category's plus the pattern's own.
+        categories = self.taxonomy.categories
+        own = {cat: compile_rules(c.requires) for cat, c in categories.items()}
+        self.rules: dict[tuple[str, str], tuple[Rule, ...]] = {
+            (label, pid): own[label] + compile_rules(self.options.get(pid, {}).get("requires", []))
+            for label, pid in self.claim_keys.values()}
+        self.excludes = {cat: compile_rules(c.exclude, allow_next=False) for cat, c in categories.items()}
+        # The cue phrases again, for the title and URL words (and for pipelines without the ruler).
+        self.matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
+        self.cue_keys: dict[int, str] = {}  # matcher key -> context or stance cue label
+        self.kind_keys: dict[int, tuple[str, str]] = {}  # matcher key -> (page kind, phrase)
+        for key, phrases in cue_phrases(patterns_dir, lang).items():
+            self.matcher.add(key, list(nlp.tokenizer.pipe(phrases)))
+            label, _, phrase = key.partition("|")
+            if phrase:
+                self.kind_keys[strings[key]] = (label[5:], phrase)
+            else:
+                self.cue_keys[strings[key]] = label
+
+    def __call__(self, doc: Doc) -> Doc:
+        meta = doc._context if isinstance(doc._context, dict) else {}
+        matches = doc.user_data.pop(MATCHES, None)
+        if matches is None:  # no stemwatch_ruler before this component: cues only
+            matches = self.matcher(doc)
+        cue_keys, kind_keys, claim_keys = self.cue_keys, self.kind_keys, self.claim_keys
+        cues, candidates = [], []  # (label, start, end); (start, end, category, pattern id)
+        kind_hits: dict[str, set[str]] = defaultdict(set)
+        for key, start, end in matches:
+            label = cue_keys.get(key)
+            if label is not None:
+                cues.append((label, start, end))
+                continue
+            hit = kind_keys.get(key)
+            if hit is not None:
+                kind_hits[hit[0]].add(hit[1])
+                continue
+            claim = claim_keys.get(key)
+            if claim is not None and end > start:
+                candidates.append((start, end) + claim)
+        page_kind = doc.user_data[KIND] = self.kinds.kind(kind_hits, meta.get("url", ""), meta.get("title", ""),
+                                                          meta.get("cues"))
+        kept = []
+        if candidates:
+            labels = {c[0] for c in cues}
+            title_labels = _Once(lambda: self._context_labels(meta))
+            candidates = self._possible(candidates, labels, title_labels)
+            if candidates:
+                kept = self._claims(doc, candidates, cues, labels, title_labels, page_kind, meta)
+        doc.spans[SPANS_KEY] = [Span(doc, c[0], c[1], label=c[2], span_id=c[3]) for c in kept]
+        doc.user_data[INFO] = [c[4] for c in kept]
+        return doc
+
+    def _context_labels(self, meta: dict) -> frozenset[str]:
+        """Cue labels found in the page title and the words of the URL path."""
+        url = meta.get("url") or ""
+        slug = _SLUG_SPLIT.sub(" ", unquote(url_path(url))) if url else ""
+        return self._labels_in(f"{meta.get('title') or ''}\n{slug}".translate(NORMALIZE).strip())
+
+    @lru_cache(maxsize=8192)
+    def _labels_in(self, text: str) -> frozenset[str]:
+        if not text:
+            return frozenset()
+        cue_keys = self.cue_keys
+        return frozenset(cue_keys[k] for k, _, _ in self.matcher(self.nlp.make_doc(text))
+                         if k in cue_keys and cue_keys[k].startswith("cue:"))
+
+    def _possible(self, candidates: list[tuple], labels: set[str], title_labels) -> list[tuple]:
+        """Drop candidates whose required cues appear nowhere on the page: most pages stop here."""
+        ok: dict[tuple[str, str], bool] = {}
+        rules = self.rules
+        out = []
+        for c in candidates:
+            key = c[2:]
+            allowed = ok.get(key)
+            if allowed is None:
+                allowed = ok[key] = page_allows(rules[key], labels, title_labels)
+            if allowed:
+                out.append(c)
+        return out
+
+    def _pattern_start(self, doc: Doc, start: int, end: int, opts: dict) -> int | None:
+        """The claim's start token after the pattern's own checks, or None if they fail."""
+        if opts.get("case") == "upper" and not doc[start:end].text.isupper():
+            return None
+        n = opts.get("after_number")
+        if n:
+            for i in range(start - 1, max(start - n, 0) - 1, -1):
+                if doc[i].like_num:
+                    return i
+            return None
+        return start
+
+    def _claims(self, doc, candidates, cues, labels, title_labels, page_kind, meta) -> list[tuple]:
+        """(start, end, category, pattern id, info) of the claims kept, by start."""
+        text = doc_text(doc)
+        idx = doc.to_array(IDX)
+        last = max([c[1] for c in candidates])
+        claimed = bytearray(len(doc))  # tokens inside some candidate: their words are never stance cues
+        for a, b, _, _ in candidates:
+            claimed[a:b] = b"\x01" * (b - a)
+        html_cues = meta.get("cues") or {}
+        headings = {h.strip().lower() for h in html_cues.get("headings", ()) if isinstance(h, str)}
+        candidate_sents: dict[str, set[int]] = defaultdict(set)
+        page = PageIndex(doc, text, idx, int(idx[min([c[0] for c in candidates])]),
+                         int(idx[last]) if last < len(idx) else len(text), cues, claimed, labels,
+                         title_labels, headings, candidate_sents)
+        candidates.sort(key=lambda c: (c[0], -c[1]))
+        sents = page.sentences_of([c[0] for c in candidates])
+        for c, si in zip(candidates, sents):
+            candidate_sents[c[2]].add(si)
+        best: dict[tuple[str, int], tuple] = {}
+        options, rules_of, excludes = self.options, self.rules, self.excludes
+        decide, severity = self.stance.decide, self.taxonomy.severity
+        for (c_start, c_end, cat, pid), si in zip(candidates, sents):
+            kept = best.get((cat, si))
+            if kept is not None and kept[4][0] == "promoted":
+                continue  # one claim per category and sentence
+            opts = options.get(pid)
+            start = c_start
+            if opts is not None:  # most patterns have no options
+                start = self._pattern_start(doc, c_start, c_end, opts)
+                if start is None:
+                    continue
+            heading = page.heading_of(si)
+            if opts is not None and opts.get("not_alone") and page.is_label(si, c_start, c_end):
+                continue  # a menu label or heading, not a promise
+            found = []
+            for rule in rules_of[(cat, pid)]:
+                f = page.find(rule, si, heading, c_start, c_end, cat)
+                if not f:
+                    break
+                found.append(f)
+            else:
+                f = True
+            if not f:
+                continue
+            if any(page.find(rule, si, heading, c_start, c_end) for rule in excludes[cat]):
+                continue
+            end = c_end
+            support = set()  # other sentences whose cues completed the claim
+            for cue in found:
+                if cue is True:
+                    continue
+                ci = page.sent_index(cue[1])
+                if ci == si:
+                    if cue[0] not in _NO_EXTEND and max(cue[1] - end, start - cue[2]) <= _EXTEND:
+                        start, end = min(start, cue[1]), max(end, cue[2])
+                elif ci != heading:
+                    support.add(ci)
+            sent_cues = page.cues_in(si) + (page.cues_in(heading) if heading is not None else [])
+            first, sent_end = page.word_bounds(si)
+            stance, cue_text = decide(
+                doc, cat, c_start, c_end, sent_cues, first=first, sent_end=sent_end,
+                is_question=page.is_question(si), page_kind=page_kind,
+                context_cues=[c for i in sorted(support) for c in page.cues_in(i)])
+            if stance is None or (kept is not None and stance != "promoted"):
+                continue
+            best[(cat, si)] = (start, end, cat, pid,
+                               (stance, cue_text, severity(cat, stance),
+                                page.sentence_ranges(si, heading, si + 1 in support)))
+        return sorted(best.values(), key=lambda claim: claim[0])
+
+
+class _Once:
+    """A value computed on first call, then remembered (the title and URL labels)."""
+    __slots__ = ("_fn", "_value")
+
+    def __init__(self, fn):
+        self._fn, self._value = fn, None
+
+    def __call__(self):
+        if self._value is None:
+            self._value = self._fn()
+        return self._value
