@@ -63,25 +63,38 @@ class PageIndex:
             self.outside.add(self.n - 1)
         bounds.append(n)
         self.bounds = bounds  # sentence si spans characters bounds[si]:bounds[si + 1]
-        self.by_sent = self._file(cues, claimed)
-        self._firsts: list[dict | None] = [None] * self.n
+        self._file(cues, claimed)
         self._line_info: list[tuple | None] = [None] * self.n
         self._heading: list = [_MISSING] * self.n
         self._answers: dict[tuple[int, int], object] = {}
 
-    def _file(self, cues, claimed) -> list[list[tuple]]:
-        """The cues of each sentence; a stance cue whose words lie inside some
-        candidate is dropped, and pseudo-sentences outside the region get none."""
-        by_sent = [[] for _ in range(self.n)]
-        if cues:
-            where = numpy.searchsorted(self.starts, [c[1] for c in cues], side="right").tolist()
-            for cue, i in zip(cues, where):
-                if cue[0].startswith(STANCE_PREFIX) and claimed[cue[1]] and claimed[cue[2] - 1]:
+    def _file(self, cues, claimed) -> None:
+        """Files the cues by sentence, and by label the first cue of each sentence. A stance
+        cue whose words lie inside some candidate is dropped (and rules never ask for
+        stance labels, so they get no by-label entry); pseudo-sentences outside the
+        region get no cues."""
+        self.by_sent = by_sent = [[] for _ in range(self.n)]
+        self.by_label = by_label = {}  # label -> {sentence: its first cue there}
+        if not cues:
+            return
+        where = numpy.searchsorted(self.starts, [c[1] for c in cues], side="right").tolist()
+        for cue, i in zip(cues, where):
+            i -= 1
+            label = cue[0]
+            if label.startswith(STANCE_PREFIX):
+                if claimed[cue[1]] and claimed[cue[2] - 1]:
                     continue
-                by_sent[i - 1].append(cue)
-            for i in self.outside:
-                by_sent[i] = []
-        return by_sent
+            else:
+                d = by_label.get(label)
+                if d is None:
+                    by_label[label] = {i: cue}
+                elif i not in d:
+                    d[i] = cue
+            by_sent[i].append(cue)
+        for i in self.outside:
+            by_sent[i] = []
+            for d in by_label.values():
+                d.pop(i, None)
 
     # sentences
     def sentences_of(self, tokens: list[int]) -> list[int]:
@@ -98,14 +111,8 @@ class PageIndex:
 
     def first(self, label: str, si: int):
         """The first cue with this label in sentence si, or None."""
-        if si < 0 or si >= self.n:
-            return None
-        d = self._firsts[si]
-        if d is None:
-            d = self._firsts[si] = {}
-            for c in reversed(self.by_sent[si]):
-                d[c[0]] = c
-        return d.get(label)
+        d = self.by_label.get(label)
+        return d.get(si) if d is not None else None
 
     def title_labels(self) -> frozenset[str]:
         if self._title is None:
@@ -215,16 +222,17 @@ class PageIndex:
             if found is None and rule.next and category:
                 found = self._next_offer(rule, si, category)
             return found
-        if label in self.labels:  # else no sentence has the cue: only the title can help
+        d = self.by_label.get(label)
+        if d is not None:  # else no sentence has the cue: only the title can help
             # Searched in order: the sentence, its window (nearest first, before then after),
             # for a heading its list items, then the heading of a list item and its window.
-            first = self.first
-            c = first(label, si)
+            get = d.get
+            c = get(si)
             if c is not None:
                 return c
             window = rule.window
             for k in range(1, window + 1):
-                c = first(label, si - k) or first(label, si + k)
+                c = get(si - k) or get(si + k)
                 if c is not None:
                     return c
             if scope == "items" and self._line(si)[1]:  # a heading also speaks for its list
@@ -233,16 +241,16 @@ class PageIndex:
                     item, is_heading = self._line(j)
                     if not item or is_heading:
                         break
-                    c = first(label, j)
+                    c = get(j)
                     if c is not None:
                         return c
                     j += 1
             if heading is not None:  # a list item also has its heading's context
-                c = first(label, heading)
+                c = get(heading)
                 if c is not None:
                     return c
                 for k in range(1, window + 1):
-                    c = first(label, heading - k) or first(label, heading + k)
+                    c = get(heading - k) or get(heading + k)
                     if c is not None:
                         return c
         if scope == "window" and label in self.title_labels():

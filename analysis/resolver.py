@@ -30,7 +30,7 @@ from .matcher import MATCHES, claim_key, claim_phrases
 from .page_index import PageIndex
 from .pagekind import PageKindScorer
 from .pattern_files import cue_phrases, pattern_options
-from .rules import Rule, compile_rules, page_allows
+from .rules import Rule, check_order, compile_rules, page_allows
 from .sentences import doc_text
 from .stance import StanceRules
 from .taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
@@ -83,6 +83,7 @@ class ClaimResolver:
         self.rules: dict[tuple[str, str], tuple[Rule, ...]] = {
             (label, pid): own[label] + compile_rules(self.options.get(pid, {}).get("requires", []))
             for label, pid in self.claim_keys.values()}
+        self.checks = {key: check_order(rules) for key, rules in self.rules.items()}
         self.excludes = {cat: compile_rules(c.exclude, allow_next=False) for cat, c in categories.items()}
         # The cue phrases again, for the title and URL words (and for pipelines without the ruler).
         self.matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
@@ -188,7 +189,7 @@ class ClaimResolver:
         for c, si in zip(candidates, sents):
             candidate_sents[c[2]].add(si)
         best: dict[tuple[str, int], tuple] = {}
-        options, rules_of, excludes = self.options, self.rules, self.excludes
+        options, checks, excludes = self.options, self.checks, self.excludes
         decide, severity = self.stance.decide, self.taxonomy.severity
         for (c_start, c_end, cat, pid), si in zip(candidates, sents):
             kept = best.get((cat, si))
@@ -203,12 +204,12 @@ class ClaimResolver:
             heading = page.heading_of(si)
             if opts is not None and opts.get("not_alone") and page.is_label(si, c_start, c_end):
                 continue  # a menu label or heading, not a promise
-            found = []
-            for rule in rules_of[(cat, pid)]:
-                f = page.find(rule, si, heading, c_start, c_end, cat)
+            order = checks[(cat, pid)]
+            found = [None] * len(order)  # the cue each rule found, in the rules' own order
+            for i, rule in order:
+                f = found[i] = page.find(rule, si, heading, c_start, c_end, cat)
                 if not f:
                     break
-                found.append(f)
             else:
                 f = True
             if not f:

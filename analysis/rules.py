@@ -54,6 +54,16 @@ def compile_rules(rules, *, allow_next: bool = True) -> tuple[Rule, ...]:
     return tuple(compile_rule(r, allow_next=allow_next) for r in rules)
 
 
+# Rules are checked cheapest and most selective first (all must hold, so the order
+# changes only the time): a cue near the match or in its sentence before a window.
+_CHECK_ORDER = {"near": 0, "after": 0, "sentence": 1, "unit": 2, "items": 3, "window": 4, "page": 5}
+
+
+def check_order(rules: tuple[Rule, ...]) -> tuple[tuple[int, Rule], ...]:
+    """(position, rule) pairs in the order to check them."""
+    return tuple(sorted(enumerate(rules), key=lambda pair: (_CHECK_ORDER[pair[1].scope], pair[1].window)))
+
+
 def page_allows(rules: tuple[Rule, ...], labels, title_labels) -> bool:
     """Whether every rule's cue (or its weak stand-in) appears somewhere on the page;
     ``title_labels()`` (the labels of the title and URL words) is called only when a

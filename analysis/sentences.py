@@ -42,8 +42,11 @@ def sentence_cuts(text: str, lo: int = 0, hi: int | None = None) -> list[int]:
                 j += 1
                 while j < n and text[j] in BLANKS:
                     j += 1
+                # every abbreviation has a space 3 or 4 characters before its dot, or a dot
+                # 2 before: a cheap test before the lower-casing one
                 if j < n and not text[j].islower() and not (
-                        ch == "." and text[max(0, i - 4):i + 1].lower().endswith(ABBREVIATIONS)):
+                        ch == "." and (text[i - 2:i - 1] == "." or " " in text[max(0, i - 4):i - 2])
+                        and text[max(0, i - 4):i + 1].lower().endswith(ABBREVIATIONS)):
                     cuts.append(j)
             i = find(ch, j, n)
     cuts.sort()
