@@ -7,9 +7,8 @@ token offsets of the spaCy doc; sentences are numbered in page order. Cues are
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 
-import numpy
 from spacy.tokens import Doc
 
 from .rules import Rule
@@ -54,7 +53,7 @@ class PageIndex:
         if hi < n:
             cuts.append(hi)
         self.starts = starts = token_starts(idx, cuts, len(doc))
-        bounds = idx[starts].tolist()
+        bounds = idx.take(starts).tolist()
         self.n = len(starts)
         self.outside = set()
         if lo > 0:
@@ -63,42 +62,19 @@ class PageIndex:
             self.outside.add(self.n - 1)
         bounds.append(n)
         self.bounds = bounds  # sentence si spans characters bounds[si]:bounds[si + 1]
-        self._file(cues, claimed)
+        self.cues, self.claimed = cues, claimed
+        self._cue_starts: list[int] | None = None
+        self._by_sent: list[list | None] = [None] * self.n
+        self._by_label: dict[str, dict[int, tuple]] = {}  # label -> {sentence: its first cue there}
+        self._cues_of: dict[str, list[tuple]] | None = None
         self._line_info: list[tuple | None] = [None] * self.n
         self._heading: list = [_MISSING] * self.n
         self._answers: dict[tuple[int, int], object] = {}
 
-    def _file(self, cues, claimed) -> None:
-        """Files the cues by sentence, and by label the first cue of each sentence. A stance
-        cue whose words lie inside some candidate is dropped (and rules never ask for
-        stance labels, so they get no by-label entry); pseudo-sentences outside the
-        region get no cues."""
-        self.by_sent = by_sent = [[] for _ in range(self.n)]
-        self.by_label = by_label = {}  # label -> {sentence: its first cue there}
-        if not cues:
-            return
-        where = numpy.searchsorted(self.starts, [c[1] for c in cues], side="right").tolist()
-        for cue, i in zip(cues, where):
-            i -= 1
-            label = cue[0]
-            if label.startswith(STANCE_PREFIX):
-                if claimed[cue[1]] and claimed[cue[2] - 1]:
-                    continue
-            else:
-                d = by_label.get(label)
-                if d is None:
-                    by_label[label] = {i: cue}
-                elif i not in d:
-                    d[i] = cue
-            by_sent[i].append(cue)
-        for i in self.outside:
-            by_sent[i] = []
-            for d in by_label.values():
-                d.pop(i, None)
-
     # sentences
     def sentences_of(self, tokens: list[int]) -> list[int]:
-        return (numpy.searchsorted(self.starts, tokens, side="right") - 1).tolist()
+        starts = self.starts
+        return [bisect_right(starts, t) - 1 for t in tokens]
 
     def sent_index(self, token_i: int) -> int:
         return bisect_right(self.starts, token_i) - 1
@@ -106,13 +82,49 @@ class PageIndex:
     def sentence_text(self, si: int) -> str:
         return self.text[self.bounds[si]:self.bounds[si + 1]]
 
+    # cues, looked up on demand: most of a page's cues are never read
     def cues_in(self, si: int) -> list[tuple]:
-        return self.by_sent[si]
+        """The cues of sentence si in matcher order, without the stance cues whose words lie
+        inside some candidate; none in the pseudo-sentences outside the region."""
+        got = self._by_sent[si]
+        if got is None:
+            got = []
+            if si not in self.outside:
+                starts = self._cue_starts
+                if starts is None:
+                    starts = self._cue_starts = [c[1] for c in self.cues]
+                a = bisect_left(starts, self.starts[si])
+                b = bisect_left(starts, self.starts[si + 1]) if si + 1 < self.n else len(starts)
+                claimed = self.claimed
+                got = [c for c in self.cues[a:b]
+                       if not (claimed[c[1]] and claimed[c[2] - 1] and c[0].startswith(STANCE_PREFIX))]
+            self._by_sent[si] = got
+        return got
+
+    def by_label(self, label: str) -> dict[int, tuple]:
+        """{sentence: the first cue with this label there}, built on first use."""
+        d = self._by_label.get(label)
+        if d is None:
+            groups = self._cues_of
+            if groups is None:
+                groups = self._cues_of = {}
+                for c in self.cues:
+                    g = groups.get(c[0])
+                    if g is None:
+                        groups[c[0]] = [c]
+                    else:
+                        g.append(c)
+            d = self._by_label[label] = {}
+            starts, outside = self.starts, self.outside
+            for c in reversed(groups.get(label, ())):
+                si = bisect_right(starts, c[1]) - 1
+                if si not in outside:
+                    d[si] = c
+        return d
 
     def first(self, label: str, si: int):
         """The first cue with this label in sentence si, or None."""
-        d = self.by_label.get(label)
-        return d.get(si) if d is not None else None
+        return self.by_label(label).get(si)
 
     def title_labels(self) -> frozenset[str]:
         if self._title is None:
@@ -199,7 +211,7 @@ class PageIndex:
         if scope == "near" or scope == "after":
             d = rule.distance
             label = rule.label
-            for c in self.by_sent[si]:
+            for c in self.cues_in(si):
                 if c[0] != label:
                     continue
                 if c[1] >= end and c[1] - end <= d:
@@ -222,8 +234,8 @@ class PageIndex:
             if found is None and rule.next and category:
                 found = self._next_offer(rule, si, category)
             return found
-        d = self.by_label.get(label)
-        if d is not None:  # else no sentence has the cue: only the title can help
+        d = self.by_label(label)
+        if d:  # else no sentence has the cue: only the title can help
             # Searched in order: the sentence, its window (nearest first, before then after),
             # for a heading its list items, then the heading of a list item and its window.
             get = d.get

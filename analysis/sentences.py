@@ -89,7 +89,7 @@ def sentence_cuts(text: str, lo: int = 0, hi: int | None = None) -> list[int]:
 def token_starts(idx, cuts: list[int], n_tokens: int) -> list[int]:
     """Sentence-start token indices for character cuts: 0, then the first token at or
     after each cut (``idx``: the tokens' character offsets, ``doc.to_array(IDX)``)."""
-    return [0] + sorted({t for t in numpy.searchsorted(idx, cuts).tolist() if 0 < t < n_tokens})
+    return [0] + sorted({t for t in idx.searchsorted(cuts).tolist() if 0 < t < n_tokens})
 
 
 def doc_text(doc: Doc) -> str:
