@@ -77,21 +77,10 @@ class Detector:
         return self.languages.guess(text, declared, tuple(self.nlps))
 
     def _result(self, doc: Doc, text: str, lang: str) -> PageAnalysis:
-        claims = []
-        for span, (stance, cue, severity, ranges) in zip(doc.spans[SPANS_KEY], doc.user_data.get(INFO, ())):
-            a, b = span.start_char, span.end_char
-            claims.append(Claim(
-                category=span.label_,
-                stance=stance,
-                text=text[a:b],
-                sentence=" … ".join(text[x:y] for x, y in ranges),
-                start=a,
-                end=b,
-                pattern=span.id_,
-                severity=severity,
-                why=self.taxonomy.categories[span.label_].why,
-                cue=cue or "",
-            ))
+        categories = self.taxonomy.categories
+        claims = [Claim(category=cat, stance=stance, text=text[a:b], sentence=" … ".join(text[x:y] for x, y in ranges),
+                        start=a, end=b, pattern=pid, severity=severity, why=categories[cat].why, cue=cue or "")
+                  for a, b, cat, pid, stance, cue, severity, ranges in doc.user_data.get(INFO, ())]
         return PageAnalysis(page_kind=doc.user_data.get(KIND, "other"), lang=lang, claims=claims,
                             detector_version=self.version)
 

@@ -18,7 +18,7 @@ REGION_MARGIN = 1500  # characters around the candidates that are segmented into
 HEADING_LOOKBACK = 40  # lines: how far above a list item its heading may stand
 BULLET_WORDS = 12  # a list item holds at most this many words
 STANCE_PREFIX = "stance:"
-_MISSING = object()
+MISSING = object()  # not in a cache (None is an answer)
 
 
 class PageIndex:
@@ -33,16 +33,18 @@ class PageIndex:
     """
 
     def __init__(self, doc: Doc, text: str, idx, lo: int, hi: int, cues: list[tuple], claimed: bytearray,
-                 labels: set[str], title_labels, headings: set[str], candidate_sents: dict[str, set[int]]):
+                 labels: set[str], title_labels, headings: set[str], candidates: list[tuple], sents: list[int]):
         """idx: the tokens' character offsets; [lo, hi): characters the candidates span;
         claimed: 1 for tokens inside some candidate (their words are never stance cues);
         labels: every cue label on the page; title_labels(): the labels of the page title
         and URL words (computed on first use); headings: lower-cased heading texts from
-        the HTML; candidate_sents: filled by the caller, category -> candidate sentences."""
+        the HTML; candidates: (start, end, category, ...) tuples, sents: their sentences
+        (filled by the caller once the sentences are known)."""
         self.doc, self.text, self.labels = doc, text, labels
         self._title_fn, self._title = title_labels, None
         self.headings = headings
-        self.candidate_sents = candidate_sents
+        self.candidates, self.candidate_sentences = candidates, sents
+        self._candidate_sents: dict[str, set[int]] | None = None
         n = len(text)
         lo = text.rfind("\n", 0, max(0, lo - REGION_MARGIN)) + 1
         hi = text.find("\n", min(n, hi + REGION_MARGIN))
@@ -68,8 +70,9 @@ class PageIndex:
         self._by_label: dict[str, dict[int, tuple]] = {}  # label -> {sentence: its first cue there}
         self._cues_of: dict[str, list[tuple]] | None = None
         self._line_info: list[tuple | None] = [None] * self.n
-        self._heading: list = [_MISSING] * self.n
-        self._answers: dict[tuple[int, int], object] = {}
+        self.headings_of: list = [MISSING] * self.n  # heading_of answers, read directly by the resolver
+        self._facts: list[tuple | None] = [None] * self.n
+        self.answers: dict[tuple[int, int], object] = {}
 
     # sentences
     def sentences_of(self, tokens: list[int]) -> list[int]:
@@ -106,7 +109,7 @@ class PageIndex:
         d = self._by_label.get(label)
         if d is None:
             groups = self._cues_of
-            if groups is None:
+            if groups is None:  # the page's cues by label, in one pass
                 groups = self._cues_of = {}
                 for c in self.cues:
                     g = groups.get(c[0])
@@ -143,6 +146,21 @@ class PageIndex:
     def is_question(self, si: int) -> bool:
         return self.sentence_text(si).rstrip().endswith("?")
 
+    def facts(self, si: int) -> tuple[int, int, bool]:
+        """(first word token, end token, is a question) of sentence si, computed once."""
+        got = self._facts[si]
+        if got is None:
+            got = self._facts[si] = self.word_bounds(si) + (self.is_question(si),)
+        return got
+
+    def _sentences_with(self, category: str) -> set[int]:
+        """The sentences holding a candidate of this category."""
+        if self._candidate_sents is None:
+            self._candidate_sents = {}
+            for c, si in zip(self.candidates, self.candidate_sentences):
+                self._candidate_sents.setdefault(c[2], set()).add(si)
+        return self._candidate_sents.get(category, set())
+
     def sentence_ranges(self, si: int, heading: int | None, with_next: bool = False) -> list[tuple[int, int]]:
         """Character ranges of the claim's sentence, its heading first, the next sentence last."""
         out = []
@@ -177,8 +195,8 @@ class PageIndex:
 
     def heading_of(self, si: int) -> int | None:
         """The heading line a list item sits under ("Conditions we treat:" for "Autism")."""
-        found = self._heading[si]
-        if found is _MISSING:
+        found = self.headings_of[si]
+        if found is MISSING:
             found = None
             item, heading = self._line(si)
             if item and not heading:
@@ -191,7 +209,7 @@ class PageIndex:
                     if not item:
                         break
                     j -= 1
-            self._heading[si] = found
+            self.headings_of[si] = found
         return found
 
     def is_label(self, si: int, start: int, end: int, max_extra: int = 3) -> bool:
@@ -207,23 +225,30 @@ class PageIndex:
     def find(self, rule: Rule, si: int, heading: int | None, start: int, end: int, category: str = ""):
         """The cue a rule asks for (True for a title/URL or page-wide hit), or None.
         Answers that do not depend on the match's own tokens are cached per sentence."""
-        scope = rule.scope
-        if scope == "near" or scope == "after":
-            d = rule.distance
-            label = rule.label
-            for c in self.cues_in(si):
-                if c[0] != label:
-                    continue
-                if c[1] >= end and c[1] - end <= d:
-                    return c
-                if scope == "near" and c[2] <= start and start - c[2] <= d:
-                    return c
-            return None
-        key = (rule.id, si)
-        found = self._answers.get(key, _MISSING)
-        if found is _MISSING:
-            found = self._answers[key] = self._find(rule, scope, si, heading, category)
+        if rule.local:
+            return self.near(rule, si, start, end)
+        found = self.answers.get((rule.id, si), MISSING)
+        if found is MISSING:
+            found = self.answer(rule, si, heading, category)
         return found
+
+    def answer(self, rule: Rule, si: int, heading: int | None, category: str = ""):
+        """find() for a rule that is not local, computed and put in the cache ``answers``
+        (the resolver reads the cache itself: the lookup is the hot path)."""
+        found = self.answers[(rule.id, si)] = self._find(rule, rule.scope, si, heading, category)
+        return found
+
+    def near(self, rule: Rule, si: int, start: int, end: int):
+        """Scopes near/after: the cue within ``distance`` tokens after the match (or before, near)."""
+        d, label, before = rule.distance, rule.label, rule.scope == "near"
+        for c in self.cues_in(si):
+            if c[0] != label:
+                continue
+            if c[1] >= end and c[1] - end <= d:
+                return c
+            if before and c[2] <= start and start - c[2] <= d:
+                return c
+        return None
 
     def _find(self, rule: Rule, scope: str, si: int, heading: int | None, category: str):
         label = rule.label
@@ -299,7 +324,7 @@ class PageIndex:
         in children treated with stem cell therapy." """
         j = si + 1
         if j >= self.n or j in self.outside or self._ends_line(si) \
-                or j in self.candidate_sents.get(category, ()):
+                or j in self._sentences_with(category):
             return None
         if self.first(rule.next, j) is None:
             return None

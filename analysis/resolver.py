@@ -27,7 +27,7 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
 from .matcher import MATCHES, claim_key, claim_phrases
-from .page_index import PageIndex
+from .page_index import MISSING, PageIndex
 from .pagekind import PageKindScorer
 from .pattern_files import cue_phrases, pattern_options
 from .rules import Rule, check_order, compile_rules, page_allows
@@ -37,7 +37,9 @@ from .taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
 
 SPANS_KEY = "claims"
 KIND = "sw_page_kind"  # doc.user_data key: the page kind
-INFO = "sw_claims"  # doc.user_data key: ClaimInfo per doc.spans["claims"] span
+# doc.user_data key: per doc.spans["claims"] span, (start char, end char, category, pattern id,
+# stance, stance cue, severity, [(start char, end char) of its sentence, heading first])
+INFO = "sw_claims"
 _SLUG_SPLIT = re.compile(r"[\W\d_]+")  # URL path to words; digits dropped (page ids are not words)
 _EXTEND = 6  # tokens: how far a claim's text grows to take in the cue that completed it
 _NO_EXTEND = frozenset({"cue:regen"})  # context, not part of what is claimed
@@ -126,8 +128,9 @@ class ClaimResolver:
             candidates = self._possible(candidates, labels, title_labels)
             if candidates:
                 kept = self._claims(doc, candidates, cues, labels, title_labels, page_kind, meta)
-        doc.spans[SPANS_KEY] = [Span(doc, c[0], c[1], label=c[2], span_id=c[3]) for c in kept]
-        doc.user_data[INFO] = [c[4] for c in kept]
+        spans = [Span(doc, c[0], c[1], label=c[2], span_id=c[3]) for c in kept]
+        doc.spans[SPANS_KEY] = spans
+        doc.user_data[INFO] = [(s.start_char, s.end_char, c[2], c[3]) + c[4] for s, c in zip(spans, kept)]
         return doc
 
     def _context_labels(self, meta: dict) -> frozenset[str]:
@@ -180,17 +183,16 @@ class ClaimResolver:
             claimed[a:b] = b"\x01" * (b - a)
         html_cues = meta.get("cues") or {}
         headings = {h.strip().lower() for h in html_cues.get("headings", ()) if isinstance(h, str)}
-        candidate_sents: dict[str, set[int]] = defaultdict(set)
+        candidates.sort(key=lambda c: (c[0], -c[1]))
+        sents: list[int] = []
         page = PageIndex(doc, text, idx, int(idx[min([c[0] for c in candidates])]),
                          int(idx[last]) if last < len(idx) else len(text), cues, claimed, labels,
-                         title_labels, headings, candidate_sents)
-        candidates.sort(key=lambda c: (c[0], -c[1]))
-        sents = page.sentences_of([c[0] for c in candidates])
-        for c, si in zip(candidates, sents):
-            candidate_sents[c[2]].add(si)
+                         title_labels, headings, candidates, sents)
+        sents += page.sentences_of([c[0] for c in candidates])
         best: dict[tuple[str, int], tuple] = {}
         options, checks, excludes = self.options, self.checks, self.excludes
-        decide, severity = self.stance.decide, self.taxonomy.severity
+        stance, severity = self.stance, self.taxonomy.severity
+        answers, headings_of, openings = page.answers, page.headings_of, {}
         for (c_start, c_end, cat, pid), si in zip(candidates, sents):
             kept = best.get((cat, si))
             if kept is not None and kept[4][0] == "promoted":
@@ -199,22 +201,26 @@ class ClaimResolver:
             start = c_start
             if opts is not None:  # most patterns have no options
                 start = self._pattern_start(doc, c_start, c_end, opts)
-                if start is None:
-                    continue
-            heading = page.heading_of(si)
-            if opts is not None and opts.get("not_alone") and page.is_label(si, c_start, c_end):
-                continue  # a menu label or heading, not a promise
+                if start is None or (opts.get("not_alone") and page.is_label(si, c_start, c_end)):
+                    continue  # a failed option, or a menu label or heading: not a promise
+            heading = headings_of[si]
+            if heading is MISSING:
+                heading = page.heading_of(si)
             order = checks[(cat, pid)]
             found = [None] * len(order)  # the cue each rule found, in the rules' own order
             for i, rule in order:
-                f = found[i] = page.find(rule, si, heading, c_start, c_end, cat)
+                if rule.local:
+                    f = page.near(rule, si, c_start, c_end)
+                else:
+                    f = answers.get((rule.id, si), MISSING)
+                    if f is MISSING:
+                        f = page.answer(rule, si, heading, cat)
                 if not f:
                     break
+                found[i] = f
             else:
                 f = True
-            if not f:
-                continue
-            if any(page.find(rule, si, heading, c_start, c_end) for rule in excludes[cat]):
+            if not f or any(page.find(rule, si, heading, c_start, c_end) for rule in excludes[cat]):
                 continue
             end = c_end
             support = set()  # other sentences whose cues completed the claim
@@ -227,16 +233,19 @@ class ClaimResolver:
                         start, end = min(start, cue[1]), max(end, cue[2])
                 elif ci != heading:
                     support.add(ci)
-            sent_cues = page.cues_in(si) + (page.cues_in(heading) if heading is not None else [])
-            first, sent_end = page.word_bounds(si)
-            stance, cue_text = decide(
-                doc, cat, c_start, c_end, sent_cues, first=first, sent_end=sent_end,
-                is_question=page.is_question(si), page_kind=page_kind,
-                context_cues=[c for i in sorted(support) for c in page.cues_in(i)])
-            if stance is None or (kept is not None and stance != "promoted"):
+            first, sent_end, question = page.facts(si)
+            opening = openings.get(si)
+            if opening is None:
+                opening = openings[si] = stance.opening(doc, first, sent_end)
+            decided, cue_text = stance.decide(
+                doc, cat, c_start, c_end,
+                page.cues_in(si) + page.cues_in(heading) if heading is not None else page.cues_in(si),
+                first=first, sent_end=sent_end, is_question=question, page_kind=page_kind, opening=opening,
+                context_cues=[c for i in sorted(support) for c in page.cues_in(i)] if support else ())
+            if decided is None or (kept is not None and decided != "promoted"):
                 continue
             best[(cat, si)] = (start, end, cat, pid,
-                               (stance, cue_text, severity(cat, stance),
+                               (decided, cue_text, severity(cat, decided),
                                 page.sentence_ranges(si, heading, si + 1 in support)))
         return sorted(best.values(), key=lambda claim: claim[0])
 

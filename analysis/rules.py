@@ -29,6 +29,7 @@ class Rule(NamedTuple):
     partner: str | None  # ... when this cue stands in the same sentence
     next: str | None  # scope unit: the offer may sit in the next sentence if it has this cue
     title_ok: bool  # the title or URL words can supply the cue
+    local: bool  # scopes near/after: the answer depends on the match's own tokens
 
 
 def compile_rule(rule: dict, *, allow_next: bool = True) -> Rule:
@@ -47,6 +48,7 @@ def compile_rule(rule: dict, *, allow_next: bool = True) -> Rule:
         partner="cue:" + weak[1] if weak else None,
         next="cue:" + nxt if nxt else None,
         title_ok=scope in TITLE_SCOPES,
+        local=scope in ("near", "after"),
     )
 
 

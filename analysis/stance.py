@@ -56,20 +56,27 @@ class StanceRules:
                 return k
         return None
 
+    def opening(self, doc, first: int, sent_end: int) -> tuple[str, int | None]:
+        """(the sentence's lower-cased first word, the end of its opening concessive clause
+        or None): what decide needs of a sentence, the same for every claim in it."""
+        opener = doc[first].lower_ if first < sent_end else ""
+        return opener, self.concession_end(doc, first, sent_end, opener)
+
     def decide(self, doc, category: str, start: int, end: int, cues: list[Cue], *,
                first: int, sent_end: int, is_question: bool = False, page_kind: str = "other",
-               context_cues: list[Cue] = ()) -> tuple[str | None, str]:
+               context_cues: list[Cue] = (), opening: tuple[str, int | None] | None = None
+               ) -> tuple[str | None, str]:
         """(stance, cue text) for the claim at tokens [start, end); stance None: not a claim.
 
         cues: the (label, start, end) cues of the claim's sentence (and heading), without
         those inside other claims' words; first/sent_end: the sentence's first word token
-        and end; context_cues: cues of sentences that supplied the claim's context.
+        and end; context_cues: cues of sentences that supplied the claim's context;
+        opening: the sentence's ``opening()``, when the caller has it already.
         """
         own = [c for c in cues if not (c[1] < end and c[2] > start)]
         if context_cues:
             own += [c for c in context_cues if c[0] in CONTEXT_LABELS]
-        opener = doc[first].lower_ if first < sent_end else ""
-        conceded = self.concession_end(doc, first, sent_end, opener)
+        opener, conceded = self.opening(doc, first, sent_end) if opening is None else opening
         labels = {c[0] for c in own}
         kept = own
         if not labels.isdisjoint(_NEGATIONS):  # only negations are ever set aside
