@@ -70,9 +70,12 @@ def page_allows(rules: tuple[Rule, ...], labels, title_labels) -> bool:
     """Whether every rule's cue (or its weak stand-in) appears somewhere on the page;
     ``title_labels()`` (the labels of the title and URL words) is called only when a
     missing cue could come from there. Most candidates of most pages stop here."""
-    missing = [r for r in rules if r.label not in labels and not (r.weak and r.weak in labels)]
-    if not missing:
+    for r in rules:  # the usual answer, found without building a list
+        if r.label not in labels and not (r.weak and r.weak in labels):
+            break
+    else:
         return True
+    missing = [r for r in rules if r.label not in labels and not (r.weak and r.weak in labels)]
     if not all(r.title_ok for r in missing):
         return False
     found = title_labels()
