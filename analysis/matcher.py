@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
@@ -31,8 +32,43 @@ def claim_phrases(patterns_dir: Path, lang: str) -> dict[tuple[str, str], list[s
     return by_key
 
 
-def claim_key(label: str, pid: str) -> str:
-    return f"{label}|{pid}"
+class PhraseKey(NamedTuple):
+    """What a match of one phrase means: a phrase can be a claim pattern, a cue of
+    several labels and a page-kind cue at once, and gets one matcher key for all of it
+    (PhraseMatcher spends about 3,500 instructions per match, more than on the tokens)."""
+    cues: tuple[str, ...]  # context and stance cue labels
+    kinds: tuple[tuple[str, str], ...]  # (page kind, phrase)
+    claims: tuple[tuple[str, str], ...]  # (category, pattern id)
+
+
+def phrase_keys(nlp: Language, patterns_dir: Path, lang: str, *, claims: bool = True,
+                cue_label=lambda label: True, prefix: str = "sw") -> dict[str, tuple[list[Doc], PhraseKey]]:
+    """Matcher key -> (its phrases as Docs, their meaning): phrases are grouped by the
+    set of everything they mean, so that each matched span yields one match;
+    ``claims`` and ``cue_label(label)`` choose what to include. Keys are short
+    (``prefix`` and a number, the same for the same files): PhraseMatcher decodes and
+    hashes the key string of every match."""
+    entries: list[tuple[str, tuple]] = []  # (phrase, action)
+    if claims:
+        for (label, pid), phrases in claim_phrases(patterns_dir, lang).items():
+            entries += [(p, ("claim", label, pid)) for p in phrases]
+    for key, phrases in cue_phrases(patterns_dir, lang).items():
+        label, _, phrase = key.partition("|")
+        if phrase:
+            entries += [(p, ("kind", label[5:], phrase)) for p in phrases]
+        elif cue_label(label):
+            entries += [(p, ("cue", label)) for p in phrases]
+    by_tokens: dict[tuple[str, ...], tuple[Doc, set]] = {}  # lower-cased tokens -> (phrase, actions)
+    for doc, (_, action) in zip(nlp.tokenizer.pipe([p for p, _ in entries]), entries):
+        if len(doc):
+            by_tokens.setdefault(tuple(t.lower_ for t in doc), (doc, set()))[1].add(action)
+    groups: dict[tuple, list[Doc]] = {}  # sorted actions -> phrases
+    for doc, actions in by_tokens.values():
+        groups.setdefault(tuple(sorted(actions)), []).append(doc)
+    return {f"{prefix}{i}": (docs, PhraseKey(cues=tuple(a[1] for a in actions if a[0] == "cue"),
+                                             kinds=tuple(a[1:] for a in actions if a[0] == "kind"),
+                                             claims=tuple(a[1:] for a in actions if a[0] == "claim")))
+            for i, (actions, docs) in enumerate(groups.items())}
 
 
 @Language.factory("stemwatch_ruler", default_config={"patterns_dir": "", "lang": "en"})
@@ -46,10 +82,8 @@ class ClaimMatcher:
 
     def __init__(self, nlp: Language, patterns_dir: Path, lang: str):
         self.matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
-        for (label, pid), phrases in claim_phrases(patterns_dir, lang).items():
-            self.matcher.add(claim_key(label, pid), list(nlp.tokenizer.pipe(phrases)))
-        for key, phrases in cue_phrases(patterns_dir, lang).items():
-            self.matcher.add(key, list(nlp.tokenizer.pipe(phrases)))
+        for key, (docs, _) in phrase_keys(nlp, patterns_dir, lang).items():
+            self.matcher.add(key, docs)
 
     def __call__(self, doc: Doc) -> Doc:
         doc.user_data[MATCHES] = self.matcher(doc)

@@ -26,10 +26,10 @@ from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
-from .matcher import MATCHES, claim_key, claim_phrases
+from .matcher import MATCHES, phrase_keys
 from .page_index import MISSING, PageIndex
 from .pagekind import PageKindScorer
-from .pattern_files import cue_phrases, pattern_options
+from .pattern_files import pattern_options
 from .rules import Rule, check_order, compile_rules, page_allows
 from .sentences import doc_text
 from .stance import StanceRules
@@ -77,48 +77,47 @@ class ClaimResolver:
         self.stance = StanceRules(patterns_dir / "stance.json", self.kinds.default_stance)
         self.options = pattern_options(patterns_dir, lang)
         strings = nlp.vocab.strings
-        self.claim_keys = {strings[claim_key(label, pid)]: (label, pid)
-                           for label, pid in claim_phrases(patterns_dir, lang)}
+        # The ruler's keys, and the keys of this component's own matcher (cue phrases only,
+        # for the title and URL words and for pipelines without the ruler).
+        own_keys = phrase_keys(nlp, patterns_dir, lang, claims=False, prefix="swc")
+        self.keys = {strings[k]: meaning for k, (_, meaning) in
+                     {**phrase_keys(nlp, patterns_dir, lang), **own_keys}.items()}
+        # Keys whose phrase is one cue label and nothing else: the usual match, one lookup.
+        self.single_cue = {k: m.cues[0] for k, m in self.keys.items()
+                           if len(m.cues) == 1 and not m.kinds and not m.claims}
+        self.matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
+        for key, (docs, _) in own_keys.items():
+            self.matcher.add(key, docs)
+        claim_ids = sorted({c for m in self.keys.values() for c in m.claims})
         # Rules per (category, pattern id): the category's plus the pattern's own.
         categories = self.taxonomy.categories
         own = {cat: compile_rules(c.requires) for cat, c in categories.items()}
         self.rules: dict[tuple[str, str], tuple[Rule, ...]] = {
             (label, pid): own[label] + compile_rules(self.options.get(pid, {}).get("requires", []))
-            for label, pid in self.claim_keys.values()}
+            for label, pid in claim_ids}
         self.checks = {key: check_order(rules) for key, rules in self.rules.items()}
         self.excludes = {cat: compile_rules(c.exclude, allow_next=False) for cat, c in categories.items()}
-        # The cue phrases again, for the title and URL words (and for pipelines without the ruler).
-        self.matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
-        self.cue_keys: dict[int, str] = {}  # matcher key -> context or stance cue label
-        self.kind_keys: dict[int, tuple[str, str]] = {}  # matcher key -> (page kind, phrase)
-        for key, phrases in cue_phrases(patterns_dir, lang).items():
-            self.matcher.add(key, list(nlp.tokenizer.pipe(phrases)))
-            label, _, phrase = key.partition("|")
-            if phrase:
-                self.kind_keys[strings[key]] = (label[5:], phrase)
-            else:
-                self.cue_keys[strings[key]] = label
 
     def __call__(self, doc: Doc) -> Doc:
         meta = doc._context if isinstance(doc._context, dict) else {}
         matches = doc.user_data.pop(MATCHES, None)
         if matches is None:  # no stemwatch_ruler before this component: cues only
             matches = self.matcher(doc)
-        cue_keys, kind_keys, claim_keys = self.cue_keys, self.kind_keys, self.claim_keys
+        single, keys = self.single_cue, self.keys
         cues, candidates = [], []  # (label, start, end); (start, end, category, pattern id)
         kind_hits: dict[str, set[str]] = defaultdict(set)
         for key, start, end in matches:
-            label = cue_keys.get(key)
+            label = single.get(key)
             if label is not None:
                 cues.append((label, start, end))
                 continue
-            hit = kind_keys.get(key)
-            if hit is not None:
-                kind_hits[hit[0]].add(hit[1])
-                continue
-            claim = claim_keys.get(key)
-            if claim is not None and end > start:
-                candidates.append((start, end) + claim)
+            meaning = keys[key]
+            for label in meaning.cues:
+                cues.append((label, start, end))
+            for kind, phrase in meaning.kinds:
+                kind_hits[kind].add(phrase)
+            for label, pid in meaning.claims:
+                candidates.append((start, end, label, pid))
         page_kind = doc.user_data[KIND] = self.kinds.kind(kind_hits, meta.get("url", ""), meta.get("title", ""),
                                                           meta.get("cues"))
         kept = []
@@ -143,9 +142,9 @@ class ClaimResolver:
     def _labels_in(self, text: str) -> frozenset[str]:
         if not text:
             return frozenset()
-        cue_keys = self.cue_keys
-        return frozenset(cue_keys[k] for k, _, _ in self.matcher(self.nlp.make_doc(text))
-                         if k in cue_keys and cue_keys[k].startswith("cue:"))
+        keys = self.keys
+        return frozenset(label for k, _, _ in self.matcher(self.nlp.make_doc(text))
+                         for label in keys[k].cues if label.startswith("cue:"))
 
     def _possible(self, candidates: list[tuple], labels: set[str], title_labels) -> list[tuple]:
         """Drop candidates whose required cues appear nowhere on the page: most pages stop here."""
