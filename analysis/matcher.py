@@ -18,8 +18,8 @@ from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc
 
-from .pattern_files import claim_patterns, cue_phrases
-from .taxonomy import DEFAULT_PATTERNS_DIR
+from .pattern_files import claim_patterns, cue_phrases, pattern_options
+from .taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
 
 MATCHES = "sw_matches"  # doc.user_data key: every (key, start, end) match of the ruler
 
@@ -41,11 +41,11 @@ class PhraseKey(NamedTuple):
     claims: tuple[tuple[str, str], ...]  # (category, pattern id)
 
 
-def phrase_keys(nlp: Language, patterns_dir: Path, lang: str, *, claims: bool = True,
+def phrase_keys(nlp: Language, patterns_dir: Path, lang: str, *, claims: bool = True, kinds: bool = True,
                 cue_label=lambda label: True, prefix: str = "sw") -> dict[str, tuple[list[Doc], PhraseKey]]:
     """Matcher key -> (its phrases as Docs, their meaning): phrases are grouped by the
     set of everything they mean, so that each matched span yields one match;
-    ``claims`` and ``cue_label(label)`` choose what to include. Keys are short
+    ``claims``, ``kinds`` and ``cue_label(label)`` choose what to include. Keys are short
     (``prefix`` and a number, the same for the same files): PhraseMatcher decodes and
     hashes the key string of every match."""
     entries: list[tuple[str, tuple]] = []  # (phrase, action)
@@ -55,7 +55,8 @@ def phrase_keys(nlp: Language, patterns_dir: Path, lang: str, *, claims: bool = 
     for key, phrases in cue_phrases(patterns_dir, lang).items():
         label, _, phrase = key.partition("|")
         if phrase:
-            entries += [(p, ("kind", label[5:], phrase)) for p in phrases]
+            if kinds:
+                entries += [(p, ("kind", label[5:], phrase)) for p in phrases]
         elif cue_label(label):
             entries += [(p, ("cue", label)) for p in phrases]
     by_tokens: dict[tuple[str, ...], tuple[Doc, set]] = {}  # lower-cased tokens -> (phrase, actions)
@@ -71,6 +72,30 @@ def phrase_keys(nlp: Language, patterns_dir: Path, lang: str, *, claims: bool = 
             for i, (actions, docs) in enumerate(groups.items())}
 
 
+def sentence_cue_labels(nlp: Language, patterns_dir: Path, lang: str) -> frozenset[str]:
+    """Cue labels that rules use only as weak cues ("for", "patients": they count only
+    beside a partner cue in the claim's own sentence), so they are matched only in
+    the sentence that needs them, not over the page: they are among a page's most
+    frequent matches and are rarely read. A label stays page-wide if a negation cue
+    lies inside one of its phrases (the stance decision sets aside a negation inside
+    another cue's words)."""
+    taxonomy = load_taxonomy(patterns_dir)
+    rules = [r for c in taxonomy.categories.values() for r in (*c.requires, *c.exclude)]
+    rules += [r for o in pattern_options(patterns_dir, lang).values() for r in o.get("requires", [])]
+    weak = {r["weak"][0] for r in rules if r.get("weak")}
+    used = {r["cue"] for r in rules} | {r["weak"][1] for r in rules if r.get("weak")} \
+        | {r["next"] for r in rules if r.get("next")}
+    labels = {"cue:" + w for w in weak - used}
+    phrases: dict[str, list[str]] = cue_phrases(patterns_dir, lang)
+    negations = [tuple(t.lower_ for t in d) for d in nlp.tokenizer.pipe(phrases.get("stance:negation", []))]
+    for label in list(labels):
+        for doc in nlp.tokenizer.pipe(phrases.get(label, [])):
+            words = tuple(t.lower_ for t in doc)
+            if any(words[i:i + len(n)] == n for n in negations for i in range(len(words))):
+                labels.discard(label)
+    return frozenset(labels)
+
+
 @Language.factory("stemwatch_ruler", default_config={"patterns_dir": "", "lang": "en"})
 def make_claim_matcher(nlp: Language, name: str, patterns_dir: str, lang: str):
     return ClaimMatcher(nlp, Path(patterns_dir or DEFAULT_PATTERNS_DIR), lang)
@@ -82,7 +107,8 @@ class ClaimMatcher:
 
     def __init__(self, nlp: Language, patterns_dir: Path, lang: str):
         self.matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
-        for key, (docs, _) in phrase_keys(nlp, patterns_dir, lang).items():
+        lazy = sentence_cue_labels(nlp, patterns_dir, lang)
+        for key, (docs, _) in phrase_keys(nlp, patterns_dir, lang, cue_label=lambda label: label not in lazy).items():
             self.matcher.add(key, docs)
 
     def __call__(self, doc: Doc) -> Doc:

@@ -33,13 +33,16 @@ class PageIndex:
     """
 
     def __init__(self, doc: Doc, text: str, idx, lo: int, hi: int, cues: list[tuple], claimed: bytearray,
-                 labels: set[str], title_labels, headings: set[str], candidates: list[tuple], sents: list[int]):
+                 labels: set[str], title_labels, headings: set[str], candidates: list[tuple], sents: list[int],
+                 sentence_labels: frozenset[str] = frozenset(), sentence_cues=None):
         """idx: the tokens' character offsets; [lo, hi): characters the candidates span;
         claimed: 1 for tokens inside some candidate (their words are never stance cues);
         labels: every cue label on the page; title_labels(): the labels of the page title
         and URL words (computed on first use); headings: lower-cased heading texts from
         the HTML; candidates: (start, end, category, ...) tuples, sents: their sentences
-        (filled by the caller once the sentences are known)."""
+        (filled by the caller once the sentences are known); sentence_labels: the cue
+        labels not among ``cues``, which sentence_cues(start, end) matches on demand in
+        tokens [start, end)."""
         self.doc, self.text, self.labels = doc, text, labels
         self._title_fn, self._title = title_labels, None
         self.headings = headings
@@ -69,6 +72,8 @@ class PageIndex:
         self._by_sent: list[list | None] = [None] * self.n
         self._by_label: dict[str, dict[int, tuple]] = {}  # label -> {sentence: its first cue there}
         self._cues_of: dict[str, list[tuple]] | None = None
+        self.sentence_labels, self._sentence_cues = sentence_labels, sentence_cues
+        self._sentence_firsts: dict[int, dict[str, tuple]] = {}
         self._line_info: list[tuple | None] = [None] * self.n
         self.headings_of: list = [MISSING] * self.n  # heading_of answers, read directly by the resolver
         self._facts: list[tuple | None] = [None] * self.n
@@ -127,7 +132,20 @@ class PageIndex:
 
     def first(self, label: str, si: int):
         """The first cue with this label in sentence si, or None."""
+        if label in self.sentence_labels:
+            return self._matched_in(si).get(label)
         return self.by_label(label).get(si)
+
+    def _matched_in(self, si: int) -> dict[str, tuple]:
+        """{label: first cue} of the cues matched on demand in sentence si."""
+        got = self._sentence_firsts.get(si)
+        if got is None:
+            got = self._sentence_firsts[si] = {}
+            if si not in self.outside:
+                end = self.starts[si + 1] if si + 1 < self.n else len(self.doc)
+                for c in reversed(self._sentence_cues(self.starts[si], end)):
+                    got[c[0]] = c
+        return got
 
     def title_labels(self) -> frozenset[str]:
         if self._title is None:

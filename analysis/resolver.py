@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -26,7 +26,7 @@ from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
-from .matcher import MATCHES, phrase_keys
+from .matcher import MATCHES, phrase_keys, sentence_cue_labels
 from .page_index import MISSING, PageIndex
 from .pagekind import PageKindScorer
 from .pattern_files import pattern_options
@@ -80,8 +80,18 @@ class ClaimResolver:
         # The ruler's keys, and the keys of this component's own matcher (cue phrases only,
         # for the title and URL words and for pipelines without the ruler).
         own_keys = phrase_keys(nlp, patterns_dir, lang, claims=False, prefix="swc")
+        # Weak cues, matched in a sentence only when a rule asks there (matcher.sentence_cue_labels).
+        self.sentence_labels = lazy = sentence_cue_labels(nlp, patterns_dir, lang)
+        sentence_keys = phrase_keys(nlp, patterns_dir, lang, claims=False, kinds=False, prefix="sws",
+                                    cue_label=lambda label: label in lazy)
+        ruler_keys = phrase_keys(nlp, patterns_dir, lang, cue_label=lambda label: label not in lazy)
         self.keys = {strings[k]: meaning for k, (_, meaning) in
-                     {**phrase_keys(nlp, patterns_dir, lang), **own_keys}.items()}
+                     {**ruler_keys, **own_keys, **sentence_keys}.items()}
+        self.sentence_matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
+        for key, (docs, _) in sentence_keys.items():
+            self.sentence_matcher.add(key, docs)
+        # tokens: a cue starting in a sentence may run past its end
+        self.sentence_cue_len = max([len(d) for docs, _ in sentence_keys.values() for d in docs], default=1)
         # Keys whose phrase is one cue label and nothing else: the usual match, one lookup.
         self.single_cue = {k: m.cues[0] for k, m in self.keys.items()
                            if len(m.cues) == 1 and not m.kinds and not m.claims}
@@ -122,7 +132,7 @@ class ClaimResolver:
                                                           meta.get("cues"))
         kept = []
         if candidates:
-            labels = {c[0] for c in cues}
+            labels = {c[0] for c in cues} | self.sentence_labels  # those count as present
             title_labels = _Once(lambda: self._context_labels(meta))
             candidates = self._possible(candidates, labels, title_labels)
             if candidates:
@@ -160,6 +170,12 @@ class ClaimResolver:
                 out.append(c)
         return out
 
+    def _sentence_cues(self, doc: Doc, start: int, end: int) -> list[tuple]:
+        """(label, start, end) of the sentence-level cues starting in tokens [start, end)."""
+        keys = self.keys
+        span = doc[start:min(len(doc), end + self.sentence_cue_len - 1)]
+        return [(label, a, b) for k, a, b in self.sentence_matcher(span) if a < end for label in keys[k].cues]
+
     def _pattern_start(self, doc: Doc, start: int, end: int, opts: dict) -> int | None:
         """The claim's start token after the pattern's own checks, or None if they fail."""
         if opts.get("case") == "upper" and not doc[start:end].text.isupper():
@@ -186,7 +202,8 @@ class ClaimResolver:
         sents: list[int] = []
         page = PageIndex(doc, text, idx, int(idx[min([c[0] for c in candidates])]),
                          int(idx[last]) if last < len(idx) else len(text), cues, claimed, labels,
-                         title_labels, headings, candidates, sents)
+                         title_labels, headings, candidates, sents,
+                         self.sentence_labels, partial(self._sentence_cues, doc))
         sents += page.sentences_of([c[0] for c in candidates])
         best: dict[tuple[str, int], tuple] = {}
         options, checks, excludes = self.options, self.checks, self.excludes
