@@ -18,6 +18,7 @@ REGION_MARGIN = 1500  # characters around the candidates that are segmented into
 HEADING_LOOKBACK = 40  # lines: how far above a list item its heading may stand
 BULLET_WORDS = 12  # a list item holds at most this many words
 STANCE_PREFIX = "stance:"
+_NONE: frozenset = frozenset()
 MISSING = object()  # not in a cache (None is an answer)
 
 
@@ -177,7 +178,7 @@ class PageIndex:
             self._candidate_sents = {}
             for c, si in zip(self.candidates, self.candidate_sentences):
                 self._candidate_sents.setdefault(c[2], set()).add(si)
-        return self._candidate_sents.get(category, set())
+        return self._candidate_sents.get(category, _NONE)
 
     def sentence_ranges(self, si: int, heading: int | None, with_next: bool = False) -> list[tuple[int, int]]:
         """Character ranges of the claim's sentence, its heading first, the next sentence last."""

@@ -146,7 +146,7 @@ class ClaimResolver:
         """Cue labels found in the page title and the words of the URL path."""
         url = meta.get("url") or ""
         slug = _SLUG_SPLIT.sub(" ", unquote(url_path(url))) if url else ""
-        return self._labels_in(f"{meta.get('title') or ''}\n{slug}".translate(NORMALIZE).strip())
+        return self._labels_in(normalize(f"{meta.get('title') or ''}\n{slug}").strip())
 
     @lru_cache(maxsize=8192)
     def _labels_in(self, text: str) -> frozenset[str]:
