@@ -274,10 +274,23 @@ class PageIndex:
         if scope == "page":
             return True if label in self.labels or label in self.title_labels() else None
         if scope == "unit":
-            found = self._find_unit(rule, si, heading)
-            if found is None and rule.next and category:
-                found = self._next_offer(rule, si, category)
-            return found
+            # _has inlined for the sentence (the hot path: most unit rules stop here)
+            by_label = self._by_label
+            d = by_label.get(label)
+            if d is None:
+                d = self.by_label(label)
+            c = d.get(si)
+            if c is None and rule.weak:
+                p = by_label.get(rule.partner)
+                if p is None:
+                    p = self.by_label(rule.partner)
+                if si in p:
+                    c = self.first(rule.weak, si)
+            if c is None and heading is not None:
+                c = self._find_unit(rule, si, heading)
+            if c is None and rule.next and category:
+                c = self._next_offer(rule, si, category)
+            return c
         d = self.by_label(label)
         if d:  # else no sentence has the cue: only the title can help
             # Searched in order: the sentence, its window (nearest first, before then after),
@@ -320,15 +333,11 @@ class PageIndex:
             c = self.first(rule.weak, si)
         return c
 
-    def _find_unit(self, rule: Rule, si: int, heading: int | None):
-        """Scope ``unit``: the claim's own sentence; for a list item, its heading; for an
-        item of a bare list (no closing punctuation) under a heading that names no offer
-        ("Neurological" on a conditions page), the page title or URL words."""
-        c = self._has(si, rule)
-        if c is not None:
-            return c
-        if heading is None:
-            return None
+    def _find_unit(self, rule: Rule, si: int, heading: int):
+        """Scope ``unit`` beyond the claim's own sentence (which _find has read): for a list
+        item, its heading; for an item of a bare list (no closing punctuation) under a
+        heading that names no offer ("Neurological" on a conditions page), the page title
+        or URL words."""
         c = self._has(heading, rule)
         if c is not None:
             return c
