@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+_ASCII_WORD = re.compile("[a-z]+")
+_CHARS_PER_WORD = 12  # a prefix this many characters per word wanted holds them on most pages
 
 
 class LanguageGuesser:
@@ -21,16 +23,27 @@ class LanguageGuesser:
         declared = (declared or "").split("-")[0].split("_")[0].lower()
         if declared in supported:
             return declared
-        counts = dict.fromkeys(self.stopwords, 0)
-        for i, m in enumerate(_WORD.finditer(text)):
-            if i >= self.max_tokens:
-                break
-            w = m.group().lower()
-            for lang, words in self.stopwords.items():
-                if w in words:
-                    counts[lang] += 1
+        words = self._first_words(text)
+        counts = {lang: sum(map(stop.__contains__, words)) for lang, stop in self.stopwords.items()}
         ranked = sorted(counts.values(), reverse=True)
         best = max(counts, key=counts.get)
         if counts[best] >= self.min_hits and (len(ranked) < 2 or ranked[0] > ranked[1]) and best in supported:
             return best
         return self.default
+
+    def _first_words(self, text: str) -> list[str]:
+        """The first max_tokens words, lower-cased, found in C (a Python loop per word cost
+        more than detecting the claims of the page). An ASCII text, the usual page, is
+        searched for [a-z]+ after lower-casing, the same words as _WORD finds, faster."""
+        n = self.max_tokens
+        end = min(len(text), n * _CHARS_PER_WORD)
+        while True:
+            prefix = text[:end]
+            if prefix.isascii():
+                words = _ASCII_WORD.findall(prefix.lower())
+            else:
+                words = list(map(str.lower, _WORD.findall(prefix)))
+            # fewer words than wanted, or the last one possibly cut at end: the whole text
+            if len(words) > n or end == len(text):
+                return words[:n]
+            end = len(text)
