@@ -1,0 +1,74 @@
+"""The phrase matcher's keys and the weak cues matched only in the sentence that needs them."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import spacy
+
+from analysis.detect import Detector, get_detector
+from analysis.matcher import MATCHES, phrase_keys, sentence_cue_labels
+
+CLINIC = "https://www.example.org/treatments/"
+
+
+@pytest.fixture(scope="module")
+def det() -> Detector:
+    return get_detector()
+
+
+def test_each_phrase_has_one_key_holding_all_its_meanings(det):
+    nlp = spacy.blank("en")
+    keys = phrase_keys(nlp, det.patterns_dir, "en")
+    owner: dict[tuple, str] = {}
+    for key, (docs, meaning) in keys.items():
+        assert meaning.cues or meaning.kinds or meaning.claims, key
+        for doc in docs:
+            words = tuple(t.lower_ for t in doc)
+            assert words not in owner, (words, key, owner.get(words))
+            owner[words] = key
+    # a phrase listed under several labels (a claim anchor that is also an offer cue) is
+    # matched once, under one key that carries every meaning
+    shared = [m for _, m in keys.values() if len(m.cues) + len(m.kinds) + len(m.claims) > 1]
+    assert shared, "the pattern files list some phrases under several labels"
+
+
+def test_weak_cues_are_not_matched_page_wide(det):
+    nlp = det.nlps["en"]
+    lazy = sentence_cue_labels(nlp, det.patterns_dir, "en")
+    assert "cue:treat-weak" in lazy
+    doc = nlp.get_pipe("stemwatch_ruler")(nlp.make_doc("Our stem cell protocol for autism."))
+    resolver = nlp.get_pipe("stemwatch_claims")
+    labels = {label for key, _, _ in doc.user_data[MATCHES] for label in resolver.keys[key].cues}
+    assert "cue:regen" in labels and "cue:treat-weak" not in labels
+
+
+@pytest.mark.parametrize("text, expected", [
+    # the weak offer word counts beside the product in the claim's own sentence ...
+    ("Our stem cell protocol for autism.", "protocol for autism"),
+    ("Stem cell infusion for autism and ALS.", "infusion for autism"),
+    ("We manage autism with stem cells.", "manage autism"),
+    # ... and not alone, nor with the product in another sentence
+    ("Our autism protocol.", None),
+    ("Infusion for autism.", None),
+    ("Stem cells. Autism management.", None),
+])
+def test_weak_cue_claims(det, text, expected):
+    claims = [c for c in det.analyze(text, url=CLINIC).claims if c.category == "disease-cure"]
+    if expected is None:
+        assert claims == []
+    else:
+        assert [(c.text, c.stance) for c in claims] == [(expected, "promoted")]
+
+
+def test_a_weak_phrase_holding_a_negation_stays_page_wide(tmp_path, det):
+    """The stance decision sets aside a negation inside another cue's words, which it can
+    only do for cues matched over the page."""
+    patterns = tmp_path / "patterns"
+    shutil.copytree(det.patterns_dir, patterns)
+    nlp = spacy.blank("en")
+    assert "cue:treat-weak" in sentence_cue_labels(nlp, patterns, "en")
+    with open(patterns / "context_en.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"label": "cue:treat-weak", "pattern": "no-needle protocol", "id": "test-weak"}\n')
+    assert "cue:treat-weak" not in sentence_cue_labels(nlp, patterns, "en")
