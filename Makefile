@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install speedups bench clean
+.PHONY: demo test install bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,20 +16,15 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-# Recompiles the detector modules whose source changed (Cython, setup.py); a module
-# that cannot be compiled stays pure Python. Quick when nothing changed.
-speedups: $(STAMP)
-	$(BIN)/python setup.py --quiet build_ext --inplace
-
-demo: speedups
+demo: $(STAMP)
 	$(BIN)/stemwatch demo --db data/demo.db
 
-test: speedups
+test: $(STAMP)
 	$(BIN)/python -m pytest
 
-bench: speedups
+bench: $(STAMP)
 	$(BIN)/python benchmarks/detect.py
 	$(BIN)/python benchmarks/crawl.py
 
 clean:
-	rm -rf $(VENV) data/*.db data/*.db-wal data/*.db-shm .pytest_cache build analysis/*.so analysis/*.c analysis/_compiled.json
+	rm -rf $(VENV) data/*.db data/*.db-wal data/*.db-shm .pytest_cache

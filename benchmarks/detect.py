@@ -5,9 +5,7 @@
 Prints pages/s and words/s for spacy.blank("en") tokenisation alone, for
 tokenisation plus the claim phrase matcher, for the full detector on one process,
 their ratio (goal: >= 0.5), the full detector with n_process=2, and on pages that
-declare no language (guessed from their words first), and whether the
-detector's modules run compiled (STEMWATCH_PURE_PYTHON=1 for the pure-Python
-figures). Pages mix
+declare no language (guessed from their words first). Pages mix
 clinic-like and neutral sentences (--clinic-share to fix the mix; 0 gives
 pages without claims).
 """
@@ -24,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import spacy  # noqa: E402
 
-from analysis import speedups  # noqa: E402
 from analysis.detect import Detector  # noqa: E402
 
 CLINIC = [
@@ -129,10 +126,6 @@ def main(argv=None):
                     ("  n_process=1, no language declared", t_guess)):
         print(f"{name:38} {args.pages / t:10,.0f} {n_words / t:12,.0f}")
     print(f"ratio detector / tokenisation (one process): {t_tok / t_det:.2f}  (goal >= 0.50)")
-    compiled = speedups.in_use(sys.modules[f"analysis.{name}"] for name in
-                               ("page_index", "resolver", "rules", "stance", "sentences", "pagekind", "matcher"))
-    print(f"detector modules compiled (setup.py): {sum(compiled.values())} of {len(compiled)}"
-          + ("" if all(compiled.values()) else f"; pure Python: {', '.join(m for m, c in compiled.items() if not c)}"))
 
 
 if __name__ == "__main__":
