@@ -48,6 +48,7 @@ def test_long_words_still_reach_the_counted_words(guesser):
     text = head + "1" * (n * 12 - 2 - len(head) - 1) + " lalala el"
     assert guesser.guess(text) == "en"
 
+
 def test_non_ascii_text_counts_the_same_words(guesser):
     assert guesser.guess("Ésta es la clínica: los médicos y las células del centro.") == "es"
     assert guesser.guess("İstanbul: the clinic and the doctors of the city.") == "en"
