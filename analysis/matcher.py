@@ -41,35 +41,61 @@ class PhraseKey(NamedTuple):
     claims: tuple[tuple[str, str], ...]  # (category, pattern id)
 
 
-def phrase_keys(nlp: Language, patterns_dir: Path, lang: str, *, claims: bool = True, kinds: bool = True,
-                cue_label=lambda label: True, prefix: str = "sw") -> dict[str, tuple[list[Doc], PhraseKey]]:
-    """Matcher key -> (its phrases as Docs, their meaning): phrases are grouped by the
-    set of everything they mean, so that each matched span yields one match;
-    ``claims``, ``kinds`` and ``cue_label(label)`` choose what to include. Keys are short
-    (``prefix`` and a number, the same for the same files): PhraseMatcher decodes and
-    hashes the key string of every match."""
-    entries: list[tuple[str, tuple]] = []  # (phrase, action)
-    if claims:
-        for (label, pid), phrases in claim_phrases(patterns_dir, lang).items():
+class PhraseTable:
+    """Every claim and cue phrase of one language, read from the files and tokenised once.
+
+    The ruler and the resolver each want the phrases grouped by a different subset of
+    their meanings (``keys``); building each grouping from the files cost about 70 ms,
+    four times per language when a Detector started. The resolver takes the ruler's
+    table (``ClaimMatcher.table``)."""
+
+    def __init__(self, nlp: Language, patterns_dir: Path, lang: str):
+        self.patterns_dir, self.lang = Path(patterns_dir), lang
+        entries: list[tuple[str, tuple]] = []  # (phrase, action)
+        for (label, pid), phrases in claim_phrases(self.patterns_dir, lang).items():
             entries += [(p, ("claim", label, pid)) for p in phrases]
-    for key, phrases in cue_phrases(patterns_dir, lang).items():
-        label, _, phrase = key.partition("|")
-        if phrase:
-            if kinds:
-                entries += [(p, ("kind", label[5:], phrase)) for p in phrases]
-        elif cue_label(label):
-            entries += [(p, ("cue", label)) for p in phrases]
-    by_tokens: dict[tuple[str, ...], tuple[Doc, set]] = {}  # lower-cased tokens -> (phrase, actions)
-    for doc, (_, action) in zip(nlp.tokenizer.pipe([p for p, _ in entries]), entries):
-        if len(doc):
-            by_tokens.setdefault(tuple(t.lower_ for t in doc), (doc, set()))[1].add(action)
-    groups: dict[tuple, list[Doc]] = {}  # sorted actions -> phrases
-    for doc, actions in by_tokens.values():
-        groups.setdefault(tuple(sorted(actions)), []).append(doc)
-    return {f"{prefix}{i}": (docs, PhraseKey(cues=tuple(a[1] for a in actions if a[0] == "cue"),
-                                             kinds=tuple(a[1:] for a in actions if a[0] == "kind"),
-                                             claims=tuple(a[1:] for a in actions if a[0] == "claim")))
-            for i, (actions, docs) in enumerate(groups.items())}
+        self.cue_phrases = cue_phrases(self.patterns_dir, lang)
+        for key, phrases in self.cue_phrases.items():
+            label, _, phrase = key.partition("|")
+            action = ("kind", label[5:], phrase) if phrase else ("cue", label)
+            entries += [(p, action) for p in phrases]
+        # lower-cased tokens -> (the phrase as a Doc, every action of a phrase with these tokens)
+        self.phrases: dict[tuple[str, ...], tuple[Doc, set]] = {}
+        for doc, (_, action) in zip(nlp.tokenizer.pipe([p for p, _ in entries]), entries):
+            if len(doc):
+                self.phrases.setdefault(tuple(t.lower_ for t in doc), (doc, set()))[1].add(action)
+        self.sentence_labels = _sentence_cue_labels(self.patterns_dir, lang, self._words_of)
+
+    def _words_of(self, label: str) -> list[tuple[str, ...]]:
+        """The lower-cased tokens of a cue label's phrases."""
+        action = ("cue", label)
+        return [words for words, (_, actions) in self.phrases.items() if action in actions]
+
+    def keys(self, *, claims: bool = True, kinds: bool = True, cue_label=lambda label: True,
+             prefix: str = "sw") -> dict[str, tuple[list[Doc], PhraseKey]]:
+        """Matcher key -> (its phrases as Docs, their meaning): phrases are grouped by the
+        set of everything they mean, so that each matched span yields one match;
+        ``claims``, ``kinds`` and ``cue_label(label)`` choose what to include. Keys are short
+        (``prefix`` and a number, the same for the same files): PhraseMatcher decodes and
+        hashes the key string of every match."""
+        def wanted(action):
+            kind = action[0]
+            return claims if kind == "claim" else kinds if kind == "kind" else cue_label(action[1])
+
+        groups: dict[tuple, list[Doc]] = {}  # sorted actions -> phrases
+        for doc, actions in self.phrases.values():
+            chosen = tuple(sorted(a for a in actions if wanted(a)))
+            if chosen:
+                groups.setdefault(chosen, []).append(doc)
+        return {f"{prefix}{i}": (docs, PhraseKey(cues=tuple(a[1] for a in actions if a[0] == "cue"),
+                                                 kinds=tuple(a[1:] for a in actions if a[0] == "kind"),
+                                                 claims=tuple(a[1:] for a in actions if a[0] == "claim")))
+                for i, (actions, docs) in enumerate(groups.items())}
+
+
+def phrase_keys(nlp: Language, patterns_dir: Path, lang: str, **options) -> dict[str, tuple[list[Doc], PhraseKey]]:
+    """``PhraseTable(nlp, patterns_dir, lang).keys(**options)``."""
+    return PhraseTable(nlp, patterns_dir, lang).keys(**options)
 
 
 def sentence_cue_labels(nlp: Language, patterns_dir: Path, lang: str) -> frozenset[str]:
@@ -79,6 +105,15 @@ def sentence_cue_labels(nlp: Language, patterns_dir: Path, lang: str) -> frozens
     frequent matches and are rarely read. A label stays page-wide if a negation cue
     lies inside one of its phrases (the stance decision sets aside a negation inside
     another cue's words)."""
+    phrases = cue_phrases(patterns_dir, lang)
+
+    def words_of(label):
+        return [tuple(t.lower_ for t in d) for d in nlp.tokenizer.pipe(phrases.get(label, []))]
+    return _sentence_cue_labels(patterns_dir, lang, words_of)
+
+
+def _sentence_cue_labels(patterns_dir: Path, lang: str, words_of) -> frozenset[str]:
+    """sentence_cue_labels, with ``words_of(label)``: the lower-cased tokens of its phrases."""
     taxonomy = load_taxonomy(patterns_dir)
     rules = [r for c in taxonomy.categories.values() for r in (*c.requires, *c.exclude)]
     rules += [r for o in pattern_options(patterns_dir, lang).values() for r in o.get("requires", [])]
@@ -86,11 +121,9 @@ def sentence_cue_labels(nlp: Language, patterns_dir: Path, lang: str) -> frozens
     used = {r["cue"] for r in rules} | {r["weak"][1] for r in rules if r.get("weak")} \
         | {r["next"] for r in rules if r.get("next")}
     labels = {"cue:" + w for w in weak - used}
-    phrases: dict[str, list[str]] = cue_phrases(patterns_dir, lang)
-    negations = [tuple(t.lower_ for t in d) for d in nlp.tokenizer.pipe(phrases.get("stance:negation", []))]
+    negations = words_of("stance:negation")
     for label in list(labels):
-        for doc in nlp.tokenizer.pipe(phrases.get(label, [])):
-            words = tuple(t.lower_ for t in doc)
+        for words in words_of(label):
             if any(words[i:i + len(n)] == n for n in negations for i in range(len(words))):
                 labels.discard(label)
     return frozenset(labels)
@@ -106,9 +139,11 @@ class ClaimMatcher:
     patterns cost ten times more per word)."""
 
     def __init__(self, nlp: Language, patterns_dir: Path, lang: str):
+        self.table = table = PhraseTable(nlp, patterns_dir, lang)
+        lazy = table.sentence_labels
+        self.keys = table.keys(cue_label=lambda label: label not in lazy)
         self.matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
-        lazy = sentence_cue_labels(nlp, patterns_dir, lang)
-        for key, (docs, _) in phrase_keys(nlp, patterns_dir, lang, cue_label=lambda label: label not in lazy).items():
+        for key, (docs, _) in self.keys.items():
             self.matcher.add(key, docs)
 
     def __call__(self, doc: Doc) -> Doc:

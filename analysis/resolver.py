@@ -26,7 +26,7 @@ from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
-from .matcher import MATCHES, phrase_keys, sentence_cue_labels
+from .matcher import MATCHES, PhraseTable
 from .page_index import MISSING, PageIndex
 from .pagekind import PageKindScorer
 from .pattern_files import pattern_options
@@ -79,12 +79,17 @@ class ClaimResolver:
         strings = nlp.vocab.strings
         # The ruler's keys, and the keys of this component's own matcher (cue phrases only,
         # for the title and URL words and for pipelines without the ruler).
-        own_keys = phrase_keys(nlp, patterns_dir, lang, claims=False, prefix="swc")
+        ruler = nlp.get_pipe("stemwatch_ruler") if "stemwatch_ruler" in nlp.pipe_names else None
+        if ruler is not None and (ruler.table.patterns_dir, ruler.table.lang) == (Path(patterns_dir), lang):
+            table, ruler_keys = ruler.table, ruler.keys
+        else:
+            table = PhraseTable(nlp, patterns_dir, lang)
+            ruler_keys = table.keys(cue_label=lambda label: label not in table.sentence_labels)
+        self.table = table
+        own_keys = table.keys(claims=False, prefix="swc")
         # Weak cues, matched in a sentence only when a rule asks there (matcher.sentence_cue_labels).
-        self.sentence_labels = lazy = sentence_cue_labels(nlp, patterns_dir, lang)
-        sentence_keys = phrase_keys(nlp, patterns_dir, lang, claims=False, kinds=False, prefix="sws",
-                                    cue_label=lambda label: label in lazy)
-        ruler_keys = phrase_keys(nlp, patterns_dir, lang, cue_label=lambda label: label not in lazy)
+        self.sentence_labels = lazy = table.sentence_labels
+        sentence_keys = table.keys(claims=False, kinds=False, prefix="sws", cue_label=lambda label: label in lazy)
         self.keys = {strings[k]: meaning for k, (_, meaning) in
                      {**ruler_keys, **own_keys, **sentence_keys}.items()}
         self.sentence_matcher = PhraseMatcher(nlp.vocab, attr="LOWER")

@@ -106,6 +106,9 @@ def main(argv=None):
     n_words = sum(len(d) for d in blank.pipe(texts))  # spaCy tokens, the unit for every figure
     det = Detector()
     list(det.analyze_many(pages[:50]))  # warm up
+    # Start-up (a one-file scan, each spawned worker), next to the blank pipelines it builds on.
+    t_start = min(timed(Detector) for _ in range(3))
+    t_blanks = min(timed(lambda: [spacy.blank(lang) for lang in det.nlps]) for _ in range(3))
 
     # Interleaved rounds, best of each: on a noisy machine a slow spell then hits both
     # sides instead of one.
@@ -135,6 +138,7 @@ def main(argv=None):
                     ("  n_process=1, no language declared", t_guess)):
         print(f"{name:38} {args.pages / t:10,.0f} {n_words / t:12,.0f}")
     print(f"ratio detector / tokenisation (one process): {t_tok / t_det:.2f}  (goal >= 0.50)")
+    print(f"start-up: Detector() {t_start:.2f} s; the blank pipelines alone ({', '.join(det.nlps)}) {t_blanks:.2f} s")
 
 
 if __name__ == "__main__":

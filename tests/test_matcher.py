@@ -9,6 +9,7 @@ import spacy
 
 from analysis.detect import Detector, get_detector
 from analysis.matcher import MATCHES, phrase_keys, sentence_cue_labels
+from analysis.resolver import KIND
 
 CLINIC = "https://www.example.org/treatments/"
 
@@ -32,6 +33,19 @@ def test_each_phrase_has_one_key_holding_all_its_meanings(det):
     # matched once, under one key that carries every meaning
     shared = [m for _, m in keys.values() if len(m.cues) + len(m.kinds) + len(m.claims) > 1]
     assert shared, "the pattern files list some phrases under several labels"
+
+
+def test_the_resolver_reads_the_phrases_once_or_alone(det):
+    """In the detector's pipeline the resolver reuses the ruler's tokenised phrases (reading
+    them four times was a third of start-up); without a ruler it reads its own and
+    decides the page kind from its cue matches."""
+    nlp = det.nlps["en"]
+    assert nlp.get_pipe("stemwatch_claims").table is nlp.get_pipe("stemwatch_ruler").table
+    alone = spacy.blank("en")
+    alone.add_pipe("stemwatch_claims", config={"patterns_dir": str(det.patterns_dir), "lang": "en"})
+    text = "Book your free consultation today. Call us. Pricing and financing for stem cell therapy."
+    kinds = [pipeline(text).user_data[KIND] for pipeline in (alone, nlp)]
+    assert kinds == ["clinic", "clinic"]
 
 
 def test_weak_cues_are_not_matched_page_wide(det):
