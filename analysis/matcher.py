@@ -119,7 +119,7 @@ def _sentence_cue_labels(patterns_dir: Path, lang: str, words_of) -> frozenset[s
     rules += [r for o in pattern_options(patterns_dir, lang).values() for r in o.get("requires", [])]
     weak = {r["weak"][0] for r in rules if r.get("weak")}
     used = {r["cue"] for r in rules} | {r["weak"][1] for r in rules if r.get("weak")} \
-        | {r["next"] for r in rules if r.get("next")}
+        | {r[k] for r in rules for k in ("next", "next_unless") if r.get(k)}
     labels = {"cue:" + w for w in weak - used}
     negations = words_of("stance:negation")
     for label in list(labels):

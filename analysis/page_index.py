@@ -17,6 +17,7 @@ from .sentences import sentence_cuts, token_starts
 REGION_MARGIN = 1500  # characters around the candidates that are segmented into sentences
 HEADING_LOOKBACK = 40  # lines: how far above a list item its heading may stand
 BULLET_WORDS = 12  # a list item holds at most this many words
+NEXT_OFFER_SENTENCES = 3  # rule option next: how far after a condition its offer may stand
 STANCE_PREFIX = "stance:"
 _NONE: frozenset = frozenset()
 MISSING = object()  # not in a cache (None is an answer)
@@ -180,10 +181,12 @@ class PageIndex:
                 self._candidate_sents.setdefault(c[2], set()).add(si)
         return self._candidate_sents.get(category, _NONE)
 
-    def sentence_ranges(self, si: int, heading: int | None, with_next: bool = False) -> list[tuple[int, int]]:
-        """Character ranges of the claim's sentence, its heading first, the next sentence last."""
+    def sentence_ranges(self, si: int, heading: int | None, through: int | None = None) -> list[tuple[int, int]]:
+        """Character ranges of the claim's sentence, its heading first, then the sentences
+        after it up to ``through`` (where the offer was made)."""
         out = []
-        for i in ([heading, si] if heading is not None else [si]) + ([si + 1] if with_next else []):
+        last = si if through is None else max(si, through)
+        for i in ([heading] if heading is not None else []) + list(range(si, last + 1)):
             a = self.bounds[i]
             t = self.text[a:self.bounds[i + 1]]
             out.append((a + len(t) - len(t.lstrip()), a + len(t.rstrip())))
@@ -346,14 +349,31 @@ class PageIndex:
         return None
 
     def _next_offer(self, rule: Rule, si: int, category: str):
-        """Rule option ``next``: the following sentence of the same paragraph holds the
-        offer and its product (both cues, the weak one not sufficing) but names no condition
-        of its own: "Cerebral palsy need not be the end. We have seen great improvements
-        in children treated with stem cell therapy." """
-        j = si + 1
-        if j >= self.n or j in self.outside or self._ends_line(si) \
-                or j in self._sentences_with(category):
-            return None
-        if self.first(rule.next, j) is None:
-            return None
-        return self.first(rule.label, j)
+        """Rule option ``next``: one of the NEXT_OFFER_SENTENCES following sentences of the
+        paragraph holds the offer and its product (both cues, the weak one not sufficing),
+        none up to it names a condition of its own, and the offer's sentence names no other
+        target (``next_unless``: a joint, an injury, surgery). A condition page introduces the
+        disease and makes the offer a sentence or two later: "Cerebral palsy need not be
+        the end. We have seen great improvements in children treated with stem cell
+        therapy." A heading line ("Autism:") speaks for the paragraph under it."""
+        j, last = si, si + NEXT_OFFER_SENTENCES
+        if self._ends_line(si):
+            if not self._line(si)[1]:
+                return None  # a line of its own that is no heading (a list item, a title)
+            last += 1  # the heading's own line does not count
+        with_category = self._sentences_with(category)
+        while j < last:
+            j += 1
+            if j >= self.n or j in self.outside or j in with_category:
+                return None
+            if self._line(j)[1]:
+                return None  # a heading: another section
+            if self.first(rule.next, j) is not None:
+                c = self.first(rule.label, j)
+                if c is not None:
+                    if rule.next_unless and self.first(rule.next_unless, j) is not None:
+                        return None  # an offer for something else ("for knee pain", "after surgery")
+                    return c
+            if self._ends_line(j):
+                return None  # the paragraph ends
+        return None

@@ -245,7 +245,8 @@ class ClaimResolver:
                 continue
             end = c_end
             support = set()  # other sentences whose cues completed the claim
-            for cue in found:
+            offer = None  # (sentence, cue) of an offer made in a following sentence (rule option next)
+            for rule, cue in zip(self.rules[(cat, pid)], found):
                 if cue is True:
                     continue
                 ci = page.sent_index(cue[1])
@@ -254,6 +255,8 @@ class ClaimResolver:
                         start, end = min(start, cue[1]), max(end, cue[2])
                 elif ci != heading:
                     support.add(ci)
+                    if rule.next and ci > si:
+                        offer = (ci, cue)
             first, sent_end, question = page.facts(si)
             opening = openings.get(si)
             if opening is None:
@@ -263,12 +266,32 @@ class ClaimResolver:
                 page.cues_in(si) + page.cues_in(heading) if heading is not None else page.cues_in(si),
                 first=first, sent_end=sent_end, is_question=question, page_kind=page_kind, opening=opening,
                 context_cues=[c for i in sorted(support) for c in page.cues_in(i)] if support else ())
+            if offer is not None and decided == "promoted":
+                # the promise is made in the offer's sentence: its negation or question counts
+                decided, cue_text = self._offer_stance(doc, page, cat, offer, page_kind, openings)
             if decided is None or (kept is not None and decided != "promoted"):
                 continue
+            through = offer[0] if offer is not None else si + 1 if si + 1 in support else si
             best[(cat, si)] = (start, end, cat, pid,
                                (decided, cue_text, severity(cat, decided),
-                                page.sentence_ranges(si, heading, si + 1 in support)))
+                                page.sentence_ranges(si, heading, through)))
         return sorted(best.values(), key=lambda claim: claim[0])
+
+    def _offer_stance(self, doc, page, category, offer, page_kind, openings) -> tuple[str | None, str]:
+        """The stance of an offer made in a sentence after the condition's ("Cerebral palsy
+        need not be the end. Stem cell therapy cannot cure it."), decided on that sentence
+        with its last offer word ("cure", not "therapy") as the claim: the condition it
+        offers for, named by a pronoun or not at all, comes after the verb."""
+        oi, cue = offer
+        cue = [c for c in page.cues_in(oi) if c[0] == cue[0]][-1]
+        first, sent_end, question = page.facts(oi)
+        opening = openings.get(oi)
+        if opening is None:
+            opening = openings[oi] = self.stance.opening(doc, first, sent_end)
+        decided, cue_text = self.stance.decide(doc, category, cue[1], cue[2], page.cues_in(oi), first=first,
+                                               sent_end=sent_end, is_question=question, page_kind=page_kind,
+                                               opening=opening)
+        return decided, cue_text
 
 
 class _Once:

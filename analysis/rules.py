@@ -27,7 +27,8 @@ class Rule(NamedTuple):
     distance: int  # tokens (scopes near/after)
     weak: str | None  # a weaker cue that also counts ("cue:treat-weak") ...
     partner: str | None  # ... when this cue stands in the same sentence
-    next: str | None  # scope unit: the offer may sit in the next sentence if it has this cue
+    next: str | None  # scope unit: the offer may sit in a following sentence if it has this cue ...
+    next_unless: str | None  # ... and not this one (the offer is for something else: "knee pain")
     title_ok: bool  # the title or URL words can supply the cue
     local: bool  # scopes near/after: the answer depends on the match's own tokens
 
@@ -38,6 +39,7 @@ def compile_rule(rule: dict, *, allow_next: bool = True) -> Rule:
         raise ValueError(f"unknown rule scope {scope!r} in {rule}")
     weak = rule.get("weak")
     nxt = rule.get("next") if allow_next else None
+    unless = rule.get("next_unless") if nxt else None
     return Rule(
         id=next(_ids),
         label="cue:" + rule["cue"],
@@ -47,6 +49,7 @@ def compile_rule(rule: dict, *, allow_next: bool = True) -> Rule:
         weak="cue:" + weak[0] if weak else None,
         partner="cue:" + weak[1] if weak else None,
         next="cue:" + nxt if nxt else None,
+        next_unless="cue:" + unless if unless else None,
         title_ok=scope in TITLE_SCOPES,
         local=scope in ("near", "after"),
     )

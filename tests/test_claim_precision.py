@@ -148,6 +148,49 @@ def test_description_then_unrelated_sentence(det):
     assert not [c for c in res.claims if c.category == DC]
 
 
+# A condition named first, the offer a sentence or two later in the same paragraph, the way
+# condition pages are written: (paragraph, the disease-cure stances expected, words the
+# claim's quoted sentences must hold).
+NEGATED, CAUTIONARY, REPORTED = "negated", "cautionary", "reported"
+CONDITION_PARAGRAPHS = [
+    ("COPD is a chronic lung disease that makes breathing hard. It affects millions of adults. "
+     "Our stem cell therapy may help restore lung function.", [PROMOTED], "restore lung function"),
+    ("Multiple sclerosis damages the myelin around nerves. With our stem cell protocol, many patients "
+     "regain mobility.", [PROMOTED], "regain mobility"),
+    ("Type 1 diabetes destroys the cells that make insulin. Daily injections are a burden. After our "
+     "stem cell treatment, many patients no longer need insulin.", [PROMOTED], "no longer need insulin"),
+    ("Parkinson's disease:\nOur umbilical stem cell infusions ease tremor and stiffness.", [PROMOTED], "ease tremor"),
+    # the offer sentence decides the stance: a denial or a question there is no promise
+    ("Cerebral palsy need not be the end. Stem cell therapy cannot cure it.", [NEGATED], "cannot cure it"),
+    ("Cerebral palsy need not be the end. Does stem cell therapy help?", [], ""),
+    ("Crohn's disease inflames the gut. We are often asked whether stem cells could help.", [REPORTED], ""),
+    # near misses: an offer for something else, a paragraph break, too far, another condition
+    ("Parkinson's disease affects movement. Our clinic also offers stem cell injections for knee pain.", [], ""),
+    ("Alzheimer's disease affects six million Americans. Families often feel helpless. Our stem cell "
+     "therapy helps patients heal faster after surgery.", [], ""),
+    ("COPD is a chronic lung disease that makes breathing hard.\nOur stem cell therapy may help you.", [], ""),
+    ("Autism is a developmental condition. It is diagnosed in childhood. Boys are diagnosed more often. "
+     "Many families travel far for a diagnosis. Our stem cell therapy can help.", [], ""),
+]
+
+
+@pytest.mark.parametrize("text,stances,quoted", CONDITION_PARAGRAPHS, ids=[t[:40] for t, _, _ in CONDITION_PARAGRAPHS])
+def test_condition_then_offer_later_in_the_paragraph(det, text, stances, quoted):
+    claims = [c for c in det.analyze(text, url="https://sunridge.example.org/conditions/", title="Sunridge Clinic",
+                                     lang="en").claims if c.category == DC]
+    assert [c.stance for c in claims] == stances, [(c.stance, c.sentence) for c in claims]
+    for c in claims:
+        assert text.split(".")[0].split(":")[0] in c.sentence and quoted in c.sentence, c.sentence
+
+
+def test_another_condition_between_keeps_the_offer_to_itself(det):
+    text = ("Autism is a developmental condition. Lupus is an autoimmune disease. "
+            "Our stem cell therapy helps lupus patients.")
+    claims = [c for c in det.analyze(text, url="https://sunridge.example.org/", lang="en").claims
+              if c.category == DC and c.stance == PROMOTED]
+    assert [c.text for c in claims] and not [c for c in claims if "Autism" in c.text], claims
+
+
 # Demo-site sentences that are not claims (disease descriptions, logistics, menu labels,
 # staff bios, category headings), checked through the detector on the bundled pages.
 DEMO_NON_CLAIMS = {

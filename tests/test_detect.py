@@ -94,6 +94,9 @@ POSITIVES_ES = [
     ("Resultados garantizados con nuestras células madre del cordón umbilical.", "miracle-guarantee"),
     ("El 90% de nuestros pacientes mejora con células madre.", "unsupported-efficacy"),
     ("Las células madre del cordón umbilical no generan rechazo.", "rejection-free"),
+    # the condition first, the offer in a later sentence of the paragraph
+    ("La esclerosis múltiple daña la mielina de los nervios. Con nuestras células madre, muchos pacientes "
+     "recuperan la movilidad.", "disease-cure"),
 ]
 NEAR_MISSES_ES = [
     ("El trasplante de médula ósea trata la leucemia y el linfoma.", "disease-cure"),
@@ -102,6 +105,8 @@ NEAR_MISSES_ES = [
     ("Guardamos la sangre de cordón en nuestro banco para un trasplante futuro.",
      "live-cells-in-processed-product"),
     ("Fue un milagro encontrar estacionamiento.", "miracle-guarantee"),
+    ("La esclerosis múltiple daña la mielina de los nervios. También ofrecemos células madre para el dolor "
+     "de rodilla.", "disease-cure"),
 ]
 
 
