@@ -7,8 +7,9 @@ candidate is kept only when its category's context (taxonomy.json ``requires``)
 stands where each rule's scope says: the sentence, its heading, nearby
 sentences, the page, or the page title and URL words. A disease needs its offer
 in its own unit (sentence, heading + item, bare list under a page that names the
-offer, or a later sentence of its paragraph naming the product). Menu labels (``not_alone``) are
-dropped; the stance is decided from the context (stance.py). Kept claims go to
+offer, or a later sentence of its paragraph naming the product). Menu labels
+(``not_alone``) are dropped; the stance is decided from the context (stance.py),
+for an offer made in a later sentence from that sentence too. Kept claims go to
 ``doc.spans["claims"]``; their stance, cue, severity and sentence ranges to
 ``doc.user_data[INFO]``.
 """
