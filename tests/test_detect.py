@@ -46,6 +46,10 @@ POSITIVES_EN = [
     ("Stem cell patients at Example Clinic enjoy a 94% success rate.", "unsupported-efficacy"),
     ("Donor umbilical stem cells carry zero risk of rejection.", "rejection-free"),
     ("No matching required: cord tissue MSCs work for everyone.", "rejection-free"),
+    ("Our regenerative protocols target the root cause of neuropathy.", "disease-cure"),
+    ("Umbilical stem cells replace damaged neurons in the brain.", "tissue-replacement-myth"),
+    ("Wharton's jelly allografts with viable mesenchymal cells", "live-cells-in-processed-product"),
+    ("Thousands of satisfied stem cell patients can't be wrong.", "unsupported-efficacy"),
 ]
 
 # Near misses: no promoted claim of that category (or of any, where stated).
@@ -64,6 +68,8 @@ NEAR_MISSES_EN = [
     ("Stem cell injections carry risks, and we cannot guarantee results.", "miracle-guarantee"),
     ("Ninety percent of visitors found our parking easy.", "unsupported-efficacy"),
     ("Organ transplant patients take drugs to prevent rejection.", "rejection-free"),
+    ("Our stem cell injections may replace the need for knee surgery.", "tissue-replacement-myth"),
+    ("Stem cells cannot replace damaged neurons, whatever some clinics say.", "tissue-replacement-myth"),
 ]
 
 
