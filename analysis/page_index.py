@@ -240,8 +240,9 @@ class PageIndex:
         text = self.text
         a = text.rfind("\n", 0, self.bounds[si] + 1) + 1  # the whole line ("Real Patients. Real Results.")
         b = text.find("\n", self.bounds[si + 1] - 1)
-        line = text[a:] if b < 0 else text[a:b]
-        return len(line) < 120 and len(line.split()) - (end - start) <= max_extra
+        if b < 0:
+            b = len(text)
+        return b - a < 120 and len(text[a:b].split()) - (end - start) <= max_extra
 
     # rules
     def find(self, rule: Rule, si: int, heading: int | None, start: int, end: int, category: str = ""):

@@ -18,6 +18,9 @@ from spacy.tokens import Doc
 
 CLOSING = ".!?\"')]\u201d\u2019"
 ABBREVIATIONS = ("e.g.", "i.e.", " dr.", " mr.", " mrs.", " ms.", " vs.", " st.", " no.", " fig.", " dra.", " sra.")
+# No sentence is longer: a longer stretch without an ender is cut at a space. Real
+# sentences stay far below (about 170 words).
+MAX_SENTENCE_CHARS = 1000
 _NOT_START = numpy.iinfo(numpy.uint64).max  # -1 as spaCy stores it: "not a sentence start"
 
 
@@ -83,7 +86,32 @@ def sentence_cuts(text: str, lo: int = 0, hi: int | None = None) -> list[int]:
             if len(parts) > 1:
                 cuts += list(accumulate(map(len, parts)))[1::2]
     cuts.sort()
+    if len(seg) > MAX_SENTENCE_CHARS:
+        cuts = _cut_long(seg, cuts)
     return [c + lo for c in cuts] if lo else cuts
+
+
+def _cut_long(seg: str, cuts: list[int]) -> list[int]:
+    """Extra cuts inside stretches longer than MAX_SENTENCE_CHARS, after the last clause
+    mark (, ; :) before each limit, else at the last space: text with no sentence ends (a
+    scraped menu, a hostile page) would otherwise make one huge sentence, and work per
+    claim grows with its sentence."""
+    out, start = [], 0
+    for end in cuts + [len(seg)]:
+        while end - start > MAX_SENTENCE_CHARS:
+            limit = start + MAX_SENTENCE_CHARS
+            cut = max(seg.rfind(", ", start + 1, limit), seg.rfind("; ", start + 1, limit),
+                      seg.rfind(": ", start + 1, limit))
+            if cut > start:
+                start = cut + 2  # after the mark and its space
+            else:
+                cut = seg.rfind(" ", start + 1, limit)
+                start = cut + 1 if cut > start else limit  # no space: cut the "word"
+            out.append(start)
+        if end < len(seg):
+            out.append(end)
+        start = end
+    return out
 
 
 def token_starts(idx, cuts: list[int], n_tokens: int) -> list[int]:

@@ -9,6 +9,8 @@ described, and tuned, in patterns/stance.json.
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
+from itertools import accumulate
 from pathlib import Path
 from typing import NamedTuple
 
@@ -30,6 +32,21 @@ class Cue(NamedTuple):
     label: str
     start: int  # token offsets
     end: int
+
+
+def _inside_other_cues(cues: list[Cue]):
+    """A test: does a cue lie inside the words of some cue that is not a plain negation?
+    By the furthest end among cues starting at or before it (sorted once), so that a
+    sentence with many cues costs n log n per claim, not n squared: a page without
+    sentence ends made one sentence of thousands of cues."""
+    others = sorted((c[1], c[2]) for c in cues if c[0] != NEGATION)
+    starts = [a for a, _ in others]
+    reach = list(accumulate((b for _, b in others), max))
+
+    def covered(c: Cue) -> bool:
+        i = bisect_right(starts, c[1])
+        return i > 0 and reach[i - 1] >= c[2]
+    return covered
 
 
 class StanceRules:
@@ -80,11 +97,11 @@ class StanceRules:
         labels = {c[0] for c in own}
         kept = own
         if not labels.isdisjoint(_NEGATIONS):  # only negations are ever set aside
-            covering = [c for c in own if c[0] != NEGATION]
+            covered = _inside_other_cues(own)
             kept = []
             for c in own:
                 label = c[0]
-                if label == NEGATION and any(o[1] <= c[1] and c[2] <= o[2] for o in covering):
+                if label == NEGATION and covered(c):
                     continue  # "no" in "no proof", "nothing" in "nothing short of"
                 if label in _NEGATIONS and conceded is not None and first <= c[1] and c[2] <= conceded:
                     continue  # "While there is no cure for ALS, our protocol ..."

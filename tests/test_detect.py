@@ -257,3 +257,33 @@ def test_guarantee_takes_context_from_anywhere_on_the_page(det):
     text = f"Umbilical stem cell injections for knees.\n{filler}\nEvery treatment comes with guaranteed results."
     assert "miracle-guarantee" in promoted(det.analyze(text, url=CLINIC))
     assert "miracle-guarantee" not in promoted(det.analyze(f"{filler}\nGuaranteed results.", url=CLINIC))
+
+
+@pytest.mark.parametrize("text", [
+    "stem cells do not cure autism and " * 200,  # no sentence end at all
+    "Conditions: " + "x" * 2500 + " autism",  # one "word" longer than the limit
+    "Short one. " + "our stem cells help lupus, " * 100 + "\nNext line.",
+])
+def test_overlong_stretches_are_cut_into_bounded_sentences(text):
+    """Work per claim grows with its sentence, so a page without sentence ends (a hostile
+    or badly extracted page) is cut into pieces of at most MAX_SENTENCE_CHARS, at a
+    space where there is one."""
+    from analysis.sentences import MAX_SENTENCE_CHARS, sentence_cuts
+
+    cuts = sentence_cuts(text)
+    bounds = [0, *cuts, len(text)]
+    assert cuts == sorted(set(cuts)) and all(0 < c < len(text) for c in cuts)
+    assert max(b - a for a, b in zip(bounds, bounds[1:])) <= MAX_SENTENCE_CHARS
+    for a, b in zip(bounds, bounds[1:-1]):
+        # after a space, or through a piece with no space to cut at
+        assert text[b - 1] in " \n" or " " not in text[a + 1:b], repr(text[b - 5:b + 5])
+
+
+def test_claims_on_a_page_without_sentence_ends_are_quoted_in_bounded_pieces(det):
+    from analysis.sentences import MAX_SENTENCE_CHARS
+
+    text = "our umbilical stem cells do not cure autism, " * 300  # cut at commas: each clause whole
+    claims = det.analyze(text, url=CLINIC, lang="en").claims
+    assert len(claims) > 1 and {c.category for c in claims} == {"disease-cure"}
+    assert {c.stance for c in claims} == {"negated"}
+    assert max(len(c.sentence) for c in claims) <= MAX_SENTENCE_CHARS

@@ -1,0 +1,61 @@
+"""Detector time on hostile pages, next to spaCy tokenisation of the same text in the same run.
+
+    .venv/bin/python benchmarks/hostile.py [--scale 1.0]
+
+Pages a crawl may meet: no sentence ends, endless lists, one huge "word", claim and
+negation spam. Every line prints seconds for ``spacy.blank("en")`` tokenisation and
+for the full detector, and their ratio; doubling --scale should double both (work
+linear in page size). A page that stopped the detector for minutes (quadratic or
+worse in its sentence length) shows up here as a ratio far below the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import spacy  # noqa: E402
+
+from analysis.detect import Detector  # noqa: E402
+
+PAGES = {
+    "no sentence ends, promoted": "our stem cell therapy cures autism and ",
+    "no sentence ends, negated": "stem cells do not cure autism and ",
+    "negated sentences": "Autism. Stem cells do not cure autism. ",
+    "list, no product": "autism\n",
+    "list under a heading": "ALS\nautism\n",
+    "percent spam": "stem cell therapy 90% success ",
+    "offer spam": "Lupus is bad and our stem cell therapy cannot help it, ",
+}
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", type=float, default=1.0, help="page size factor (1.0: about 200,000 characters)")
+    args = ap.parse_args(argv)
+    blank, det = spacy.blank("en"), Detector()
+    blank.max_length = det.nlps["en"].max_length
+    texts = {name: unit * int(200_000 * args.scale / len(unit)) for name, unit in PAGES.items()}
+    texts["list under a heading"] = "Conditions we treat with stem cells:\n" + texts["list under a heading"]
+    texts["one huge word"] = "x" * int(1_000_000 * args.scale)
+    print(f"{'page':28} {'chars':>10} {'tokenise s':>11} {'detect s':>9} {'ratio':>6} {'claims':>7}")
+    for name, text in texts.items():
+        t_tok = min(timed(lambda: blank(text)) for _ in range(3))
+        claims = []
+        t_det = min(timed(lambda: claims.append(det.analyze(text, url="https://clinic.example.org/", lang="en")))
+                    for _ in range(3))
+        print(f"{name:28} {len(text):>10,} {t_tok:>11.3f} {t_det:>9.3f} {t_tok / t_det:>6.2f} {len(claims[-1].claims):>7}")
+
+
+if __name__ == "__main__":
+    main()
