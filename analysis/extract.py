@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from html import unescape
 from urllib.parse import urljoin, urldefrag
 
 import lxml.html
@@ -42,7 +43,9 @@ def html_to_text(root) -> str:
     """Visible text of a parsed document, one block per line.
 
     Headings and list items keep lines of their own, so the detector can
-    tie a heading ("Conditions we treat") to the bullets under it.
+    tie a heading ("Conditions we treat") to the bullets under it. The walk keeps
+    its own stack: sloppy pages nest thousands of unclosed elements, deeper than
+    Python's recursion limit.
     """
     lines: list[str] = []
     current: list[str] = []
@@ -53,61 +56,102 @@ def html_to_text(root) -> str:
             lines.append(line)
         current.clear()
 
-    def walk(el):
-        tag = el.tag if isinstance(el.tag, str) else None
-        if tag is None:  # comments, processing instructions
+    body = root.find(".//body")
+    # (element, entering): entering=False marks the end of an element's children
+    stack = [(body if body is not None else root, True)]
+    while stack:
+        el, entering = stack.pop()
+        if not entering:
+            tag = el.tag.lower()
+            if tag in _BLOCK:
+                flush()
+            elif tag in ("td", "th"):
+                current.append(" ")
             if el.tail:
                 current.append(el.tail)
-            return
-        tag = tag.lower()
-        if tag in _INVISIBLE or el.get("hidden") is not None or el.get("aria-hidden") == "true":
+            continue
+        tag = el.tag.lower() if isinstance(el.tag, str) else None
+        if tag is None or _invisible(el, tag):  # comments, processing instructions, hidden
             if el.tail:
                 current.append(el.tail)
-            return
-        style = (el.get("style") or "").replace(" ", "").lower()
-        if "display:none" in style or "visibility:hidden" in style:
-            if el.tail:
-                current.append(el.tail)
-            return
-        block = tag in _BLOCK
-        if block:
+            continue
+        if tag in _BLOCK:
             flush()
         if tag == "img" and el.get("alt"):
             current.append(" " + el.get("alt") + " ")
         if el.text:
             current.append(el.text)
-        for child in el:
-            walk(child)
-        if block:
-            flush()
-        elif tag in ("td", "th"):
-            current.append(" ")
-        if el.tail:
-            current.append(el.tail)
-
-    body = root.find(".//body")
-    walk(body if body is not None else root)
+        stack.append((el, False))
+        stack.extend((child, True) for child in reversed(el))
     flush()
     return "\n".join(lines)
 
 
+def _invisible(el, tag: str) -> bool:
+    if tag in _INVISIBLE or el.get("hidden") is not None or el.get("aria-hidden") == "true":
+        return True
+    style = (el.get("style") or "").replace(" ", "").lower()
+    return "display:none" in style or "visibility:hidden" in style
+
+
+# Fallback for documents nested deeper than libxml2 parses (2,048 elements even with
+# huge_tree): the text of every element, tags stripped, blocks on lines of their own.
+# Every pattern and scan is linear: the pages that need this are hostile.
+_SKIP_OPEN = re.compile(r"<!--|<(script|style|noscript|template|svg|head)\b", re.I)
+_BLOCK_TAG = re.compile(r"</?(?:" + "|".join(sorted(_BLOCK)) + r")\b[^<>]*>", re.I)
+_ANY_TAG = re.compile(r"<[^<>]*>")
+
+
+def _drop_invisible(html: str) -> str:
+    """The document without comments and script, style (...) elements; an unclosed one
+    hides the rest, as in a browser."""
+    low = html.lower()
+    out, pos = [], 0
+    while (m := _SKIP_OPEN.search(html, pos)) is not None:
+        out.append(html[pos:m.start()])
+        closer = "-->" if m.group(1) is None else "</" + m.group(1).lower()
+        end = low.find(closer, m.end())
+        if end < 0:
+            return " ".join(out)
+        pos = end + len(closer)
+        if m.group(1) is not None:
+            gt = html.find(">", pos)
+            pos = len(html) if gt < 0 else gt + 1
+    out.append(html[pos:])
+    return " ".join(out)
+
+
+def flat_text(html: str) -> str:
+    """Visible text by stripping tags: no tree, so no depth limit (hidden elements are
+    kept, and so are the claims a page buries below the parser's depth limit)."""
+    text = unescape(_ANY_TAG.sub("", _BLOCK_TAG.sub("\n", _drop_invisible(html))))
+    return "\n".join(line for line in (_clean_line(x) for x in text.splitlines()) if line)
+
+
 def parse_html(html: str | bytes):
-    """Parse HTML leniently; None for a document with nothing in it."""
-    if isinstance(html, bytes):
-        parser = lxml.html.HTMLParser(recover=True, remove_comments=True)
-    else:
+    """Parse HTML leniently; None for a document with nothing in it. huge_tree lifts
+    libxml2's default depth limit of 256 elements, which sloppy pages with unclosed
+    <div>s exceed (everything below that depth was dropped without a word)."""
+    return _parse(html)[0]
+
+
+def _parse(html: str | bytes):
+    """(root or None, whether the parser stopped at its depth limit)."""
+    if not isinstance(html, bytes):
         # lxml refuses str input that declares an encoding; strip it.
         html = re.sub(r"^\s*<\?xml[^>]*\?>", "", html)
-        parser = lxml.html.HTMLParser(recover=True, remove_comments=True)
+    parser = lxml.html.HTMLParser(recover=True, remove_comments=True, huge_tree=True)
     try:
-        return lxml.html.document_fromstring(html, parser=parser)
+        root = lxml.html.document_fromstring(html, parser=parser)
     except (etree.ParserError, ValueError):
-        return None
+        return None, False
+    too_deep = any(e.type_name == "ERR_RESOURCE_LIMIT" and "depth" in e.message for e in parser.error_log)
+    return root, too_deep
 
 
 def extract_html(html: str | bytes, url: str = "") -> ExtractedPage:
     """Extract visible text, title, language, links and page cues."""
-    root = parse_html(html)
+    root, too_deep = _parse(html)
     if root is None:
         return ExtractedPage(text="")
     title_el = root.find(".//title")
@@ -133,7 +177,10 @@ def extract_html(html: str | bytes, url: str = "") -> ExtractedPage:
         if absolute and absolute not in seen:
             seen.add(absolute)
             links.append(absolute)
-    text = html_to_text(root)
+    if too_deep:
+        text = flat_text(html if isinstance(html, str) else html.decode("utf-8", "replace"))
+    else:
+        text = html_to_text(root)
     meta = {
         (m.get("name") or m.get("property") or "").lower(): (m.get("content") or "")
         for m in root.iter("meta")

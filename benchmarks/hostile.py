@@ -1,4 +1,4 @@
-"""Detector time on hostile pages, next to spaCy tokenisation of the same text in the same run.
+"""Detector and extraction time on hostile pages, next to a baseline on the same input in the same run.
 
     .venv/bin/python benchmarks/hostile.py [--scale 1.0]
 
@@ -7,6 +7,8 @@ negation spam. Every line prints seconds for ``spacy.blank("en")`` tokenisation 
 for the full detector, and their ratio; doubling --scale should double both (work
 linear in page size). A page that stopped the detector for minutes (quadratic or
 worse in its sentence length) shows up here as a ratio far below the others.
+The second table does the same for HTML text extraction against lxml's parse alone:
+deep unclosed elements, unclosed scripts and stray "<" in a document too deep to parse.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import lxml.html  # noqa: E402
 import spacy  # noqa: E402
 
 from analysis.detect import Detector  # noqa: E402
+from analysis.extract import extract_html  # noqa: E402
 
 PAGES = {
     "no sentence ends, promoted": "our stem cell therapy cures autism and ",
@@ -55,6 +59,23 @@ def main(argv=None):
         t_det = min(timed(lambda: claims.append(det.analyze(text, url="https://clinic.example.org/", lang="en")))
                     for _ in range(3))
         print(f"{name:28} {len(text):>10,} {t_tok:>11.3f} {t_det:>9.3f} {t_tok / t_det:>6.2f} {len(claims[-1].claims):>7}")
+
+    deep = b"<div>" * 3000  # deeper than libxml2 parses: the tag-stripping fallback
+    n = int(40_000 * args.scale)
+    documents = {
+        "unclosed divs, 2,000 deep": b"<div><p>stem cells cure autism</p>" * 2000,
+        "too deep + unclosed scripts": deep + b"<script>x " * n,
+        "too deep + stray <": deep + b"< x " * n,
+        "too deep + comments": deep + b"<!-- x " * n,
+        "many headings and lists": b"<h2>Autism</h2><ul><li>stem cells help</li></ul>" * n,
+    }
+    print(f"\n{'HTML':28} {'bytes':>10} {'lxml s':>11} {'extract s':>9} {'ratio':>6} {'chars':>9}")
+    for name, html in documents.items():
+        parser = lxml.html.HTMLParser(recover=True, huge_tree=True)
+        t_parse = min(timed(lambda: lxml.html.document_fromstring(html, parser=parser)) for _ in range(3))
+        pages = []
+        t_ext = min(timed(lambda: pages.append(extract_html(html, "https://clinic.example.org/"))) for _ in range(3))
+        print(f"{name:28} {len(html):>10,} {t_parse:>11.3f} {t_ext:>9.3f} {t_parse / t_ext:>6.2f} {len(pages[-1].text):>9,}")
 
 
 if __name__ == "__main__":
