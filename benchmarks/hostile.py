@@ -34,6 +34,10 @@ PAGES = {
     "list under a heading": "ALS\nautism\n",
     "percent spam": "stem cell therapy 90% success ",
     "offer spam": "Lupus is bad and our stem cell therapy cannot help it, ",
+    # runs of punctuation or symbols without a space: spaCy's own tokenizer is quadratic
+    # in their length (the baseline column); the detector breaks them first
+    "a run of '!'": "!",
+    "a run of emoji": "\U0001f642",
 }
 
 
@@ -50,14 +54,23 @@ def main(argv=None):
     blank, det = spacy.blank("en"), Detector()
     blank.max_length = det.nlps["en"].max_length
     texts = {name: unit * int(200_000 * args.scale / len(unit)) for name, unit in PAGES.items()}
+    runs = ("a run of '!'", "a run of emoji")
+
+    def run_page(name, extra=0):  # kept short: the tokenisation baseline is quadratic in the run
+        return PAGES[name] * (int(4_000 * args.scale) + extra) + " stem cells cure autism"
+    for name in runs:
+        texts[name] = run_page(name)
     texts["list under a heading"] = "Conditions we treat with stem cells:\n" + texts["list under a heading"]
     texts["one huge word"] = "x" * int(1_000_000 * args.scale)
     print(f"{'page':28} {'chars':>10} {'tokenise s':>11} {'detect s':>9} {'ratio':>6} {'claims':>7}")
     for name, text in texts.items():
-        t_tok = min(timed(lambda: blank(text)) for _ in range(3))
+        # a run is one "word", which the tokenizer caches once seen: each round gets its own length
+        def variant(r):
+            return run_page(name, r) if name in runs else text
+        t_tok = min(timed(lambda: blank(variant(r))) for r in range(3))
         claims = []
-        t_det = min(timed(lambda: claims.append(det.analyze(text, url="https://clinic.example.org/", lang="en")))
-                    for _ in range(3))
+        t_det = min(timed(lambda: claims.append(det.analyze(variant(r + 3), url="https://clinic.example.org/",
+                                                            lang="en"))) for r in range(3))
         print(f"{name:28} {len(text):>10,} {t_tok:>11.3f} {t_det:>9.3f} {t_tok / t_det:>6.2f} {len(claims[-1].claims):>7}")
 
     deep = b"<div>" * 3000  # deeper than libxml2 parses: the tag-stripping fallback

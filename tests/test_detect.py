@@ -287,3 +287,31 @@ def test_claims_on_a_page_without_sentence_ends_are_quoted_in_bounded_pieces(det
     assert len(claims) > 1 and {c.category for c in claims} == {"disease-cure"}
     assert {c.stance for c in claims} == {"negated"}
     assert max(len(c.sentence) for c in claims) <= MAX_SENTENCE_CHARS
+
+
+@pytest.mark.parametrize("run", ["!" * 64, "!" * 5000, "\U0001f642" * 97, ":)" * 300, "?!" * 40 + "." * 33])
+def test_runs_of_punctuation_are_broken_before_tokenising(run):
+    """spaCy's tokenizer is quadratic in a run of punctuation or symbols without a space
+    (16,000 "!" took 22 s); normalize breaks every run of 64 or more with spaces, keeping
+    every offset."""
+    from analysis.resolver import AFFIX_RUN, normalize
+
+    text = f"Wow {run} our stem cells cure autism."
+    norm = normalize(text)
+    assert len(norm) == len(text)
+    assert max(len(piece) for piece in norm.split()) < AFFIX_RUN
+    changed = [i for i, (a, b) in enumerate(zip(text, norm)) if a != b]
+    assert all(norm[i] == " " for i in changed) and len(changed) == len(run) // AFFIX_RUN
+
+
+def test_ordinary_text_is_left_as_it_is():
+    from analysis.resolver import normalize
+
+    text = "Call now!!! Results guaranteed... \u201cMiracle\u201d \u2014 see FAQ ???? (c) 2026 ----- **** #### 🙂🙂🙂"
+    assert normalize(text) == text.translate({0x201c: '"', 0x201d: '"', 0x2014: "-"})
+
+
+def test_a_claim_after_a_long_run_keeps_its_offsets(det):
+    text = "!" * 20_000 + " Our umbilical stem cells cure autism."
+    claims = det.analyze(text, url=CLINIC, lang="en").claims
+    assert [(c.category, text[c.start:c.end]) for c in claims] == [("disease-cure", "cure autism")]
