@@ -100,6 +100,8 @@ POSITIVES_ES = [
     ("Resultados garantizados con nuestras células madre del cordón umbilical.", "miracle-guarantee"),
     ("El 90% de nuestros pacientes mejora con células madre.", "unsupported-efficacy"),
     ("Las células madre del cordón umbilical no generan rechazo.", "rejection-free"),
+    ("Tratamos más de 50 enfermedades con células madre.", "disease-cure"),
+    ("Recupere el cartílago perdido de su rodilla con células madre.", "cartilage-regrowth"),
     # the condition first, the offer in a later sentence of the paragraph
     ("La esclerosis múltiple daña la mielina de los nervios. Con nuestras células madre, muchos pacientes "
      "recuperan la movilidad.", "disease-cure"),
@@ -111,6 +113,8 @@ NEAR_MISSES_ES = [
     ("Guardamos la sangre de cordón en nuestro banco para un trasplante futuro.",
      "live-cells-in-processed-product"),
     ("Fue un milagro encontrar estacionamiento.", "miracle-guarantee"),
+    ("Atendemos a 50 pacientes con enfermedades raras cada mes.", "disease-cure"),
+    ("Se recupera el cartílago con cirugía artroscópica.", "cartilage-regrowth"),
     ("La esclerosis múltiple daña la mielina de los nervios. También ofrecemos células madre para el dolor "
      "de rodilla.", "disease-cure"),
 ]
