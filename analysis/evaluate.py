@@ -14,7 +14,7 @@ import json
 import re
 from pathlib import Path
 
-from .models import CATEGORIES
+from .models import CATEGORIES, PAGE_KINDS
 from .taxonomy import DEFAULT_PATTERNS_DIR
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -29,10 +29,29 @@ def load_corpus(path: str | Path) -> list[dict]:
                     row = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise ValueError(f"{path}:{n}: not JSON: {e}") from e
-                if "text" not in row:
-                    raise ValueError(f"{path}:{n}: no 'text' field")
-                rows.append(row)
+                rows.append(_checked(row, f"{path}:{n}"))
     return rows
+
+
+def _checked(row, where: str) -> dict:
+    """The row, if its fields are what the scores rely on: a mistyped label would
+    otherwise drop out of every count without a word."""
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: not a JSON object")
+    if not isinstance(row.get("text"), str):
+        raise ValueError(f"{where}: no 'text' field" if "text" not in row else f"{where}: 'text' is not a string")
+    for field in ("promoted", "mentioned", "disputed"):
+        labels = row.get(field) or []
+        if not isinstance(labels, list):
+            raise ValueError(f"{where}: '{field}' must be a list of category ids")
+        unknown = [c for c in labels if c not in CATEGORIES]
+        if unknown:
+            raise ValueError(f"{where}: unknown category {unknown[0]!r} in '{field}' "
+                             f"(known: {', '.join(CATEGORIES)})")
+    kind = row.get("page_kind")
+    if kind is not None and kind not in PAGE_KINDS:
+        raise ValueError(f"{where}: unknown page_kind {kind!r} (known: {', '.join(PAGE_KINDS)})")
+    return row
 
 
 class KeywordBaseline:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -89,4 +90,22 @@ def test_bad_corpus_line_names_the_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"text": "ok", "promoted": []}\nnot json\n', encoding="utf-8")
     with pytest.raises(ValueError, match=":2:"):
+        evaluate(path, get_detector())
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"text": "ok", "promoted": ["disease_cure"]}', "unknown category 'disease_cure' in 'promoted'"),
+    ('{"text": "ok", "disputed": ["miracle"]}', "unknown category 'miracle' in 'disputed'"),
+    ('{"text": "ok", "mentioned": "disease-cure"}', "'mentioned' must be a list"),
+    ('{"text": "ok", "page_kind": "blog"}', "unknown page_kind 'blog'"),
+    ('{"text": 42}', "'text' is not a string"),
+    ('["a list"]', "not a JSON object"),
+])
+def test_a_mistyped_label_is_an_error_not_a_silent_zero(tmp_path, line, message):
+    """A label the scorer does not know would drop out of every count and make the
+    scores quietly wrong."""
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"text": "fine", "promoted": ["disease-cure"], "page_kind": "clinic"}\n' + line + "\n",
+                    encoding="utf-8")
+    with pytest.raises(ValueError, match=":2: " + re.escape(message)):
         evaluate(path, get_detector())
