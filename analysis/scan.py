@@ -6,6 +6,7 @@ import itertools
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from .charset import decode_body
 from .extract import extract_html, extract_text
 from .models import Claim, PageAnalysis
 
@@ -21,10 +22,12 @@ def _files(path: Path) -> list[Path]:
 def read_page(path: Path) -> dict:
     """The detector's input for one file: text, title, lang, cues."""
     suffix = path.suffix.lower()
+    # decoded as the crawler decodes a response: a Latin-1 file read as UTF-8 would lose
+    # every accented word ("células") and the claims in them
     if suffix in (".html", ".htm"):
-        page = extract_html(path.read_bytes())
+        page = extract_html(decode_body(path.read_bytes())[0])
     elif suffix == ".txt":
-        page = extract_text(path.read_text(encoding="utf-8", errors="replace"))
+        page = extract_text(decode_body(path.read_bytes(), html=False)[0])
     else:
         raise ValueError(f"unsupported file type {suffix or '(none)'}; expected one of {', '.join(SUFFIXES)}")
     return {"text": page.text, "title": page.title, "lang": page.lang, "cues": page.cues}

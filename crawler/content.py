@@ -8,29 +8,12 @@ from __future__ import annotations
 
 import re
 
-from w3lib.encoding import (
-    html_body_declared_encoding,
-    html_to_unicode,
-    http_content_type_encoding,
-    read_bom,
-    resolve_encoding,
-)
-
+from analysis.charset import decode_body
 from analysis.extract import extract_html, extract_pdf, extract_text
 from analysis.models import ExtractedPage
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 _HTML_SNIFF = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body|meta|title|div|p)\b", re.I | re.S)
-
-
-# charset_normalizer names of single-byte encodings for Latin scripts.
-LATIN_FAMILY = {
-    "ascii", "latin_1", "cp1250", "cp1252", "cp1254", "cp1257", "cp1258", "iso8859_2", "iso8859_3",
-    "iso8859_4", "iso8859_9", "iso8859_10", "iso8859_13", "iso8859_14", "iso8859_15", "iso8859_16",
-    "mac_roman", "mac_latin2", "mac_iceland", "mac_turkish", "cp850", "cp437",
-}
-
-
 _CONTROL_BYTES = bytes(b for b in range(32) if b < 9 or b > 13)
 
 
@@ -55,42 +38,6 @@ def looks_binary(body: bytes) -> bool:
         return True
     control = len(head) - len(head.translate(None, _CONTROL_BYTES))
     return control > len(head) * 0.05
-
-
-def decode_body(body: bytes, content_type: str = "", html: bool = True) -> tuple[str, str]:
-    """(text, encoding): charset from the BOM, the Content-Type header or a
-    <meta> tag; else UTF-8 if it decodes, else charset detection, else
-    Windows-1252 (what browsers use for undeclared Latin-1 pages)."""
-    declared = (
-        read_bom(body)[0]
-        or http_content_type_encoding(content_type or None)
-        or (html_body_declared_encoding(body) if html else None)
-    )
-    if declared:
-        enc, text = html_to_unicode(f"charset={declared}", body)
-        return text, enc
-    try:
-        return body.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    enc = None
-    try:
-        from charset_normalizer import from_bytes
-
-        best = from_bytes(body[:65536]).best()
-        enc = best.encoding if best else None
-    except Exception:  # detection is a best effort
-        enc = None
-    if enc is None or enc in LATIN_FAMILY:
-        # Single-byte Latin guesses are a coin toss between close cousins
-        # (cp1250 vs cp1252); Windows-1252 is what undeclared Western pages
-        # use and what browsers assume.
-        try:
-            return body.decode("cp1252"), "cp1252"
-        except UnicodeDecodeError:
-            pass
-    enc = resolve_encoding(enc or "cp1252") or "cp1252"
-    return body.decode(enc, errors="replace"), enc
 
 
 def read_body(body: bytes, content_type: str, url: str) -> tuple[ExtractedPage, str]:

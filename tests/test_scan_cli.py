@@ -130,3 +130,20 @@ def test_two_workers_give_the_same_records_in_the_same_order(files, tmp_path):
     assert one.exit_code == two.exit_code == 1
     assert one.output == two.output
     assert one.output.count('"category"') > 6
+
+
+@pytest.mark.parametrize("name, data", [
+    ("latin1.txt", "Nuestras células madre curan el autismo.".encode("latin-1")),
+    ("declared.html", ('<html><head><meta charset="windows-1252"></head><body><p>Nuestras células madre '
+                       "curan el autismo.</p></body></html>").encode("cp1252")),
+    ("bom.txt", "\ufeffNuestras células madre curan el autismo.".encode("utf-8")),
+])
+def test_scan_decodes_files_as_the_crawler_decodes_responses(tmp_path, name, data):
+    """A Latin-1 file read as UTF-8 turned "células" into "c\ufffdlulas" and its claims
+    vanished; files now go through the crawler's decoding (BOM, declared charset, UTF-8,
+    detection, Windows-1252)."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    rows = [json.loads(x) for x in run("scan", "--format", "jsonl", str(path)).output.splitlines()]
+    assert [(r["category"], r["text"], r["lang"]) for r in rows] == [("disease-cure", "curan el autismo", "es")]
+    assert rows[0]["sentence"] == "Nuestras células madre curan el autismo."
