@@ -100,7 +100,8 @@ def phrase_keys(nlp: Language, patterns_dir: Path, lang: str, **options) -> dict
 
 def sentence_cue_labels(nlp: Language, patterns_dir: Path, lang: str) -> frozenset[str]:
     """Cue labels that rules use only as weak cues ("for", "patients": they count only
-    beside a partner cue in the claim's own sentence), so they are matched only in
+    beside a partner cue in the claim's own sentence) or as the voice of a later offer
+    sentence ("we", "our": rule option next_voice), so they are matched only in
     the sentence that needs them, not over the page: they are among a page's most
     frequent matches and are rarely read. A label stays page-wide if a negation cue
     lies inside one of its phrases (the stance decision sets aside a negation inside
@@ -117,7 +118,7 @@ def _sentence_cue_labels(patterns_dir: Path, lang: str, words_of) -> frozenset[s
     taxonomy = load_taxonomy(patterns_dir)
     rules = [r for c in taxonomy.categories.values() for r in (*c.requires, *c.exclude)]
     rules += [r for o in pattern_options(patterns_dir, lang).values() for r in o.get("requires", [])]
-    weak = {r["weak"][0] for r in rules if r.get("weak")}
+    weak = {r["weak"][0] for r in rules if r.get("weak")} | {r["next_voice"] for r in rules if r.get("next_voice")}
     used = {r["cue"] for r in rules} | {r["weak"][1] for r in rules if r.get("weak")} \
         | {r[k] for r in rules for k in ("next", "next_unless") if r.get(k)}
     labels = {"cue:" + w for w in weak - used}

@@ -352,11 +352,13 @@ class PageIndex:
     def _next_offer(self, rule: Rule, si: int, category: str):
         """Rule option ``next``: one of the NEXT_OFFER_SENTENCES following sentences of the
         paragraph holds the offer and its product (both cues, the weak one not sufficing),
-        none up to it names a condition of its own, and the offer's sentence names no other
-        target (``next_unless``: a joint, an injury, surgery). A condition page introduces the
-        disease and makes the offer a sentence or two later: "Cerebral palsy need not be
-        the end. We have seen great improvements in children treated with stem cell
-        therapy." A heading line ("Autism:") speaks for the paragraph under it."""
+        none up to it names a condition of its own, the offer's sentence names no other
+        target (``next_unless``: a joint, an injury, surgery), and beyond the very next
+        sentence it speaks in the page's own voice (``next_voice``: we, our, you). A
+        condition page introduces the disease and makes the offer a sentence or two later:
+        "Cerebral palsy need not be the end. We have seen great improvements in children
+        treated with stem cell therapy." A heading line ("Autism:") speaks for the
+        paragraph under it."""
         j, last = si, si + NEXT_OFFER_SENTENCES
         if self._ends_line(si):
             if not self._line(si)[1]:
@@ -374,7 +376,10 @@ class PageIndex:
                 if c is not None:
                     if rule.next_unless and self.first(rule.next_unless, j) is not None:
                         return None  # an offer for something else ("for knee pain", "after surgery")
-                    return c
+                    if j == si + 1 or not rule.next_voice or self.first(rule.next_voice, j) is not None:
+                        return c
+                    # further away, only the page's own voice ("our", "we", "you") ties the
+                    # offer to the condition: "Some clinics claim stem cells can help" does not
             if self._ends_line(j):
                 return None  # the paragraph ends
         return None

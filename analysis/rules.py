@@ -29,6 +29,7 @@ class Rule(NamedTuple):
     partner: str | None  # ... when this cue stands in the same sentence
     next: str | None  # scope unit: the offer may sit in a following sentence if it has this cue ...
     next_unless: str | None  # ... and not this one (the offer is for something else: "knee pain")
+    next_voice: str | None  # ... and, beyond the very next sentence, this one (the page's own voice)
     title_ok: bool  # the title or URL words can supply the cue
     local: bool  # scopes near/after: the answer depends on the match's own tokens
 
@@ -40,6 +41,7 @@ def compile_rule(rule: dict, *, allow_next: bool = True) -> Rule:
     weak = rule.get("weak")
     nxt = rule.get("next") if allow_next else None
     unless = rule.get("next_unless") if nxt else None
+    voice = rule.get("next_voice") if nxt else None
     return Rule(
         id=next(_ids),
         label="cue:" + rule["cue"],
@@ -50,6 +52,7 @@ def compile_rule(rule: dict, *, allow_next: bool = True) -> Rule:
         partner="cue:" + weak[1] if weak else None,
         next="cue:" + nxt if nxt else None,
         next_unless="cue:" + unless if unless else None,
+        next_voice="cue:" + voice if voice else None,
         title_ok=scope in TITLE_SCOPES,
         local=scope in ("near", "after"),
     )

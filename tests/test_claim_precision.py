@@ -171,6 +171,9 @@ CONDITION_PARAGRAPHS = [
     ("COPD is a chronic lung disease that makes breathing hard.\nOur stem cell therapy may help you.", [], ""),
     ("Autism is a developmental condition. It is diagnosed in childhood. Boys are diagnosed more often. "
      "Many families travel far for a diagnosis. Our stem cell therapy can help.", [], ""),
+    # beyond the very next sentence, only the page's own voice ties an offer to the condition
+    ("Autism is a developmental condition. Boys are diagnosed more often. Some clinics say stem cell "
+     "therapy helps.", [], ""),
 ]
 
 
