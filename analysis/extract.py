@@ -31,6 +31,7 @@ _BLOCK = {
     "label", "button",
 }
 HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+MAX_HEADINGS = 2000  # distinct heading texts kept in the page cues
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
 _PRICE = re.compile(r"(?:[$€£]\s?\d[\d,.]*|\b\d[\d,.]*\s?(?:USD|dollars|pesos|MXN)\b)", re.I)
 
@@ -200,7 +201,8 @@ def extract_html(html: str | bytes, url: str = "") -> ExtractedPage:
         "og_type": meta.get("og:type", ""),
         "published": meta.get("article:published_time", ""),
         "description": meta.get("description", ""),
-        "headings": headings[:50],
+        # the detector tells heading lines by these texts: a conditions page may have dozens
+        "headings": list(dict.fromkeys(headings))[:MAX_HEADINGS],
     }
     return ExtractedPage(text=text, title=title, lang=lang, links=links, cues=cues)
 

@@ -239,3 +239,16 @@ def test_demo_non_claims_not_flagged(det, slug):
     promoted = [c.sentence for c in claims if c.stance == PROMOTED]
     for good in DEMO_CLAIMS.get(slug, ()):
         assert any(good in s for s in promoted), good
+
+
+def test_a_condition_heading_past_the_fiftieth_still_counts(det):
+    """Heading texts come from the HTML (cues["headings"]); they were cut at 50, so on a
+    long conditions page the later sections lost their headings."""
+    html = ("<html><head><title>Conditions we treat | Sunridge</title></head><body>"
+            + "".join(f"<h3>Topic {i}</h3><p>Filler about topic {i}.</p>" for i in range(60))
+            + "<h3>Autism</h3><p>Our stem cell therapy helps children communicate.</p></body></html>")
+    page = extract_html(html.encode(), "https://sunridge.example.org/conditions/")
+    res = det.analyze(page.text, url="https://sunridge.example.org/conditions/", title=page.title, lang="en",
+                      cues=page.cues)
+    assert [(c.category, c.stance, c.sentence) for c in res.claims] == [
+        (DC, PROMOTED, "Autism … Our stem cell therapy helps children communicate.")]
