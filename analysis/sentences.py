@@ -18,8 +18,8 @@ from spacy.tokens import Doc
 
 CLOSING = ".!?\"')]\u201d\u2019"
 ABBREVIATIONS = ("e.g.", "i.e.", " dr.", " mr.", " mrs.", " ms.", " vs.", " st.", " no.", " fig.", " dra.", " sra.")
-# No sentence is longer: a longer stretch without an ender is cut at a space. Real
-# sentences stay far below (about 170 words).
+# No sentence is longer: a longer stretch without an ender is cut after a clause mark
+# or at a space. Real sentences stay far below (about 170 words).
 MAX_SENTENCE_CHARS = 1000
 _NOT_START = numpy.iinfo(numpy.uint64).max  # -1 as spaCy stores it: "not a sentence start"
 
