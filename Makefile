@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/detect.py
+	$(BIN)/python benchmarks/detect_stages.py
 	$(BIN)/python benchmarks/hostile.py
 	$(BIN)/python benchmarks/crawl.py
 
