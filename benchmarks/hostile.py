@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import lxml.html  # noqa: E402
 import spacy  # noqa: E402
 
 from analysis.detect import Detector  # noqa: E402
 from analysis.extract import extract_html  # noqa: E402
+from detect import timed  # noqa: E402
 
 PAGES = {
     "no sentence ends, promoted": "our stem cell therapy cures autism and ",
@@ -39,12 +40,6 @@ PAGES = {
     "a run of '!'": "!",
     "a run of emoji": "\U0001f642",
 }
-
-
-def timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def main(argv=None):
