@@ -81,14 +81,15 @@ class StanceRules:
 
     def decide(self, doc, category: str, start: int, end: int, cues: list[Cue], *,
                first: int, sent_end: int, is_question: bool = False, page_kind: str = "other",
-               context_cues: list[Cue] = (), opening: tuple[str, int | None] | None = None
-               ) -> tuple[str | None, str]:
+               context_cues: list[Cue] = (), opening: tuple[str, int | None] | None = None,
+               widened: int | None = None) -> tuple[str | None, str]:
         """(stance, cue text) for the claim at tokens [start, end); stance None: not a claim.
 
         cues: the (label, start, end) cues of the claim's sentence (and heading), without
         those inside other claims' words; first/sent_end: the sentence's first word token
         and end; context_cues: cues of sentences that supplied the claim's context;
-        opening: the sentence's ``opening()``, when the caller has it already.
+        opening: the sentence's ``opening()``, when the caller has it already; widened: the
+        start of the claim's text when it was widened to take in its offer words.
         """
         own = [c for c in cues if not (c[1] < end and c[2] > start)]
         if context_cues:
@@ -121,9 +122,12 @@ class StanceRules:
         if opener in self.sentence_negators and start > first and conceded is None and \
                 not any(c[0] == AFFIRM and c[1] == first for c in own):
             return denial, doc[first].text
+        # a negation just before the matched words, or before the offer words the claim
+        # was widened to ("not able to offer stem cell therapy for diabetes")
+        near = (start,) if widened is None or widened >= start else (start, widened)
         for c in (kept if NEGATION in labels else ()):
-            if c[0] == NEGATION and c[2] <= start and start - c[2] <= self.window \
-                    and not self._broken(doc, c[2], start):
+            if c[0] == NEGATION and any(c[2] <= s and s - c[2] <= self.window and not self._broken(doc, c[2], s)
+                                        for s in near):
                 return denial, text(c)
         if TESTIMONIAL not in labels:
             checks = (REPORTING,) if category in self.research_not_excusing else (REPORTING, RESEARCH)

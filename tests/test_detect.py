@@ -50,6 +50,8 @@ POSITIVES_EN = [
     ("Umbilical stem cells replace damaged neurons in the brain.", "tissue-replacement-myth"),
     ("Wharton's jelly allografts with viable mesenchymal cells", "live-cells-in-processed-product"),
     ("Thousands of satisfied stem cell patients can't be wrong.", "unsupported-efficacy"),
+    # a negation in another clause denies nothing here
+    ("We are not able to guarantee results, but our stem cells help autism.", "disease-cure"),
 ]
 
 # Near misses: no promoted claim of that category (or of any, where stated).
@@ -70,6 +72,8 @@ NEAR_MISSES_EN = [
     ("Organ transplant patients take drugs to prevent rejection.", "rejection-free"),
     ("Our stem cell injections may replace the need for knee surgery.", "tissue-replacement-myth"),
     ("Stem cells cannot replace damaged neurons, whatever some clinics say.", "tissue-replacement-myth"),
+    # the negation stands before the offer words, further than its window from the disease
+    ("We are not able to offer stem cell therapy for diabetes.", "disease-cure"),
 ]
 
 
