@@ -297,7 +297,7 @@ class ClaimResolver:
                 widened=start)
             if offer is not None and decided == "promoted":
                 # the promise is made in the offer's sentence: its negation or question counts
-                decided, cue_text = self._offer_stance(doc, page, cat, offer, page_kind, openings)
+                decided, cue_text = self._offer_stance(doc, page, cat, offer, page_kind)
             if decided is None or (kept is not None and decided != "promoted"):
                 continue
             through = offer[0] if offer is not None else si + 1 if si + 1 in support else si
@@ -306,7 +306,7 @@ class ClaimResolver:
                                 page.sentence_ranges(si, heading, through)))
         return sorted(best.values(), key=lambda claim: claim[0])
 
-    def _offer_stance(self, doc, page, category, offer, page_kind, openings) -> tuple[str | None, str]:
+    def _offer_stance(self, doc, page, category, offer, page_kind) -> tuple[str | None, str]:
         """The stance of an offer made in a sentence after the condition's ("Cerebral palsy
         need not be the end. Stem cell therapy cannot cure it."), decided on that sentence
         with its last offer word ("cure", not "therapy") as the claim: the condition it
@@ -314,13 +314,8 @@ class ClaimResolver:
         oi, cue = offer
         cue = [c for c in page.cues_in(oi) if c[0] == cue[0]][-1]
         first, sent_end, question = page.facts(oi)
-        opening = openings.get(oi)
-        if opening is None:
-            opening = openings[oi] = self.stance.opening(doc, first, sent_end)
-        decided, cue_text = self.stance.decide(doc, category, cue[1], cue[2], page.cues_in(oi), first=first,
-                                               sent_end=sent_end, is_question=question, page_kind=page_kind,
-                                               opening=opening)
-        return decided, cue_text
+        return self.stance.decide(doc, category, cue[1], cue[2], page.cues_in(oi), first=first,
+                                  sent_end=sent_end, is_question=question, page_kind=page_kind)
 
 
 class _Once:
