@@ -130,14 +130,10 @@ def flat_text(html: str) -> str:
 
 
 def parse_html(html: str | bytes):
-    """Parse HTML leniently; None for a document with nothing in it. huge_tree lifts
-    libxml2's default depth limit of 256 elements, which sloppy pages with unclosed
-    <div>s exceed (everything below that depth was dropped without a word)."""
-    return _parse(html)[0]
-
-
-def _parse(html: str | bytes):
-    """(root or None, whether the parser stopped at its depth limit)."""
+    """Parse HTML leniently: (root, or None for a document with nothing in it; whether the
+    parser stopped at its depth limit). huge_tree lifts libxml2's default limit of 256
+    elements, which sloppy pages with unclosed <div>s exceed (everything below that depth
+    was dropped without a word); it still stops at 2,048."""
     if not isinstance(html, bytes):
         # lxml refuses str input that declares an encoding; strip it.
         html = re.sub(r"^\s*<\?xml[^>]*\?>", "", html)
@@ -152,7 +148,7 @@ def _parse(html: str | bytes):
 
 def extract_html(html: str | bytes, url: str = "") -> ExtractedPage:
     """Extract visible text, title, language, links and page cues."""
-    root, too_deep = _parse(html)
+    root, too_deep = parse_html(html)
     if root is None:
         return ExtractedPage(text="")
     title_el = root.find(".//title")
