@@ -17,6 +17,7 @@ from .sentences import sentence_cuts, token_starts
 REGION_MARGIN = 1500  # characters around the candidates that are segmented into sentences
 HEADING_LOOKBACK = 40  # lines: how far above a list item its heading may stand
 BULLET_WORDS = 12  # a list item holds at most this many words
+HEADING_WORDS, HEADING_CHARS = 8, 80  # a heading line found by its form alone is at most this long
 NEXT_OFFER_SENTENCES = 3  # rule option next: how far after a condition its offer may stand
 STANCE_PREFIX = "stance:"
 _NONE: frozenset = frozenset()
@@ -202,18 +203,42 @@ class PageIndex:
             k -= 1
         return text[k] == "\n"
 
+    def _whole_line(self, si: int) -> bool:
+        return (si == 0 or self._ends_line(si - 1)) and self._ends_line(si)
+
     def _line(self, si: int) -> tuple[bool, bool]:
         """(is a list item, is a heading) for sentence si, computed once."""
         info = self._line_info[si]
         if info is None:
             item = heading = False
-            if (si == 0 or self._ends_line(si - 1)) and self._ends_line(si):  # a whole line
+            if self._whole_line(si):
                 text = self.sentence_text(si)
                 line = text.strip()
-                heading = bool(line) and (line.endswith(":") or line.lower() in self.headings)
+                heading = bool(line) and (line.endswith(":") or line.lower() in self.headings
+                                          or self._heads_prose(si, line))
                 item = len(text) < 200 and 0 < len(text.split()) <= BULLET_WORDS
             info = self._line_info[si] = (item, heading)
         return info
+
+    def _heads_prose(self, si: int, line: str) -> bool:
+        """A short capitalised line without a sentence's closing punctuation, over a line
+        of prose: a heading in text that has lost its markup ("Alzheimer's Disease" over
+        "Stem cell therapy can improve memory."), as scanned text files and pages whose
+        headings are styled paragraphs are."""
+        if len(line) > HEADING_CHARS or line[-1] in ".,;" or not line[0].isupper() \
+                or len(line.split()) > HEADING_WORDS or si + 1 >= self.n or si + 1 in self.outside:
+            return False
+        if si > 0 and si - 1 not in self.outside and self._whole_line(si - 1):
+            prev = self.sentence_text(si - 1)
+            if prev.count("\n") < 2 and not prev.rstrip().endswith((".", "!", "?")) \
+                    and len(prev.split()) <= BULLET_WORDS:
+                return False  # the last item of a list ("Conditions we treat:" ... "COPD")
+        nxt = self.sentence_text(si + 1).strip()
+        words = len(nxt.split())
+        # the next line is prose: a sentence that does not fill its line, or a long or
+        # closed sentence (a list item is short and open: "Multiple sclerosis")
+        return words > 0 and (not self._ends_line(si + 1) or words > BULLET_WORDS
+                              or (words >= 4 and nxt.endswith((".", "!", "?"))))
 
     def heading_of(self, si: int) -> int | None:
         """The heading line a list item sits under ("Conditions we treat:" for "Autism")."""

@@ -21,6 +21,11 @@ class PageKindScorer:
     def __init__(self, config_path: str | Path):
         cfg = json.loads(Path(config_path).read_text(encoding="utf-8"))
         self.phrase_weight = cfg["phrase_weight"]
+        # phrase labels that score for another kind ("kind:advertising" for clinic, with its own weight)
+        self.phrase_kinds = cfg.get("phrase_kinds", {})
+        unknown = set(self.phrase_kinds.values()) - set(PAGE_KINDS)
+        if unknown:
+            raise ValueError(f"{config_path}: phrase_kinds names unknown page kinds {sorted(unknown)}")
         self.max_per_kind = cfg["max_per_kind"]
         self.min_score = cfg["min_score"]
         self.url_rules = [(r["kind"], r.get("part", "url"), re.compile(r["pattern"], re.I), r["weight"])
@@ -40,7 +45,9 @@ class PageKindScorer:
         """phrase_hits: kind -> distinct cue phrases (lower-cased) found in the text."""
         scores = dict.fromkeys(PAGE_KINDS, 0.0)
         for kind, phrases in phrase_hits.items():
-            scores[kind] += self.phrase_weight.get(kind, 1.0) * min(len(phrases), self.max_per_kind)
+            target = self.phrase_kinds.get(kind, kind)
+            if target in scores:  # a phrase label of no kind counts for none
+                scores[target] += self.phrase_weight.get(kind, 1.0) * min(len(phrases), self.max_per_kind)
         if url:
             for kind, weight in self._url_scores(url):
                 scores[kind] += weight

@@ -16,6 +16,7 @@ for an offer made in a later sentence from that sentence too. Kept claims go to
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from functools import lru_cache, partial
@@ -92,6 +93,24 @@ def url_path(url: str) -> str:
     return urlsplit(url).path
 
 
+def url_host(url: str) -> str:
+    """The lower-cased host of an absolute URL, without user info or port ("" if none)."""
+    rest = url.partition("//")[2] if "//" in url else ""
+    netloc = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    return netloc.rpartition("@")[2].split(":", 1)[0].lower()
+
+
+def load_host_rules(path: Path) -> tuple[tuple[str, re.Pattern], ...]:
+    """(label, compiled regex) pairs of patterns/hosts.json; none if the file is absent."""
+    if not path.exists():
+        return ()
+    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return tuple((label, re.compile(rx)) for label, rx in data["labels"].items())
+    except (KeyError, AttributeError, re.error) as e:
+        raise ValueError(f"{path}: 'labels' must map cue labels to regexes ({e})") from None
+
+
 @Language.factory("stemwatch_claims", default_config={"patterns_dir": "", "lang": "en"})
 def make_claim_resolver(nlp: Language, name: str, patterns_dir: str, lang: str):
     return ClaimResolver(nlp, Path(patterns_dir or DEFAULT_PATTERNS_DIR), lang)
@@ -104,6 +123,7 @@ class ClaimResolver:
         self.kinds = PageKindScorer(patterns_dir / "pagekind.json")
         self.stance = StanceRules(patterns_dir / "stance.json", self.kinds.default_stance)
         self.options = pattern_options(patterns_dir, lang)
+        self.host_rules = load_host_rules(patterns_dir / "hosts.json")
         strings = nlp.vocab.strings
         # The ruler's keys, and the keys of this component's own matcher (cue phrases only,
         # for the title and URL words and for pipelines without the ruler).
@@ -176,10 +196,18 @@ class ClaimResolver:
         return doc
 
     def _context_labels(self, meta: dict) -> frozenset[str]:
-        """Cue labels found in the page title and the words of the URL path."""
+        """Cue labels found in the page title, the words of the URL path and the host."""
         url = meta.get("url") or ""
         slug = _SLUG_SPLIT.sub(" ", unquote(url_path(url))) if url else ""
-        return self._labels_in(normalize(f"{meta.get('title') or ''}\n{slug}").strip())
+        found = self._labels_in(normalize(f"{meta.get('title') or ''}\n{slug}").strip())
+        host = url_host(url)
+        return found | self._host_labels(host) if host else found
+
+    @lru_cache(maxsize=4096)
+    def _host_labels(self, host: str) -> frozenset[str]:
+        """Labels of patterns/hosts.json whose regex the host matches (a crawl visits many
+        pages of few sites)."""
+        return frozenset(label for label, rx in self.host_rules if rx.search(host))
 
     @lru_cache(maxsize=8192)
     def _labels_in(self, text: str) -> frozenset[str]:

@@ -52,6 +52,12 @@ POSITIVES_EN = [
     ("Thousands of satisfied stem cell patients can't be wrong.", "unsupported-efficacy"),
     # a negation in another clause denies nothing here
     ("We are not able to guarantee results, but our stem cells help autism.", "disease-cure"),
+    # a replacing verb with the organ tissue a few words on
+    ("Injected near the injury, stem cells replace the brain cells lost during a stroke.", "tissue-replacement-myth"),
+    ("The new stem cells integrate into the injured spinal cord.", "tissue-replacement-myth"),
+    ("Our MSCs don't require a matched donor.", "rejection-free"),
+    ("Stem cell treatment for knees: lasting results, guaranteed.", "miracle-guarantee"),
+    ("Our amniotic stem cell product requires no FDA approval.", "regulatory-misrepresentation"),
 ]
 
 # Near misses: no promoted claim of that category (or of any, where stated).
@@ -74,6 +80,11 @@ NEAR_MISSES_EN = [
     ("Stem cells cannot replace damaged neurons, whatever some clinics say.", "tissue-replacement-myth"),
     # the negation stands before the offer words, further than its window from the disease
     ("We are not able to offer stem cell therapy for diabetes.", "disease-cure"),
+    # a replacing verb with no organ tissue after it, or the tissue too far on
+    ("Our stem cell injections replace the need for surgery on damaged hearts and kidneys.",
+     "tissue-replacement-myth"),
+    ("Wharton's jelly allografts are used to repair or replace wound dressings on damaged skin.",
+     "tissue-replacement-myth"),
 ]
 
 
@@ -106,6 +117,8 @@ POSITIVES_ES = [
     ("Las células madre del cordón umbilical no generan rechazo.", "rejection-free"),
     ("Tratamos más de 50 enfermedades con células madre.", "disease-cure"),
     ("Recupere el cartílago perdido de su rodilla con células madre.", "cartilage-regrowth"),
+    ("Las células madre aplicadas por cateterismo forman tejido nuevo en el corazón.", "tissue-replacement-myth"),
+    ("Rejuvenezca hasta diez años con nuestro suero de células madre.", "miracle-guarantee"),
     # the condition first, the offer in a later sentence of the paragraph
     ("La esclerosis múltiple daña la mielina de los nervios. Con nuestras células madre, muchos pacientes "
      "recuperan la movilidad.", "disease-cure"),
@@ -119,6 +132,9 @@ NEAR_MISSES_ES = [
     ("Fue un milagro encontrar estacionamiento.", "miracle-guarantee"),
     ("Atendemos a 50 pacientes con enfermedades raras cada mes.", "disease-cure"),
     ("Se recupera el cartílago con cirugía artroscópica.", "cartilage-regrowth"),
+    ("Las células madre actúan de forma natural sobre las neuronas.", "tissue-replacement-myth"),
+    ("La idea de que las células madre sustituyen las neuronas muertas no se ha confirmado.",
+     "tissue-replacement-myth"),
     ("La esclerosis múltiple daña la mielina de los nervios. También ofrecemos células madre para el dolor "
      "de rodilla.", "disease-cure"),
 ]
@@ -177,6 +193,50 @@ def test_title_supplies_stem_cell_context(det):
     with_title = det.analyze(text, url=CLINIC, title="Stem cell therapy | Example Clinic")
     assert "disease-cure" not in promoted(without)
     assert "disease-cure" in promoted(with_title)
+
+
+def test_host_named_for_stem_cells_supplies_their_context(det):
+    text = "Our protocol halts the progression of lupus."
+    assert "disease-cure" in promoted(det.analyze(text, url="https://www.harbor-stemcell.example.org/lupus"))
+    assert "disease-cure" in promoted(det.analyze(text, url="https://clearwaterregenerative.example.org/lupus"))
+    assert "disease-cure" not in promoted(det.analyze(text, url="https://www.harbor-clinic.example.org/lupus"))
+    # a word that only begins like one is not one
+    assert "disease-cure" not in promoted(det.analyze(text, url="https://www.regency-clinic.example.org/lupus"))
+
+
+def test_url_host():
+    from analysis.resolver import url_host
+    assert url_host("https://User@WWW.Example.org:8443/a?b#c") == "www.example.org"
+    assert url_host("http://example.org") == "example.org"
+    assert url_host("/relative/path") == url_host("") == ""
+
+
+def test_malformed_host_rules_are_refused(tmp_path, det):
+    target = tmp_path / "patterns"
+    shutil.copytree(det.patterns_dir, target)
+    (target / "hosts.json").write_text('{"labels": {"cue:regen": "stem("}}')
+    with pytest.raises(ValueError, match="hosts.json"):
+        Detector(target)
+
+
+# A heading that lost its markup (scanned text, styled paragraphs): a short capitalised
+# line over a paragraph heads it; the last item of a list does not.
+TEXT_HEADINGS = [
+    ("Alzheimer's Disease\nStem cell therapy can improve memory and mood.", True),
+    ("Crohn's Disease & Ulcerative Colitis\nOur stem cell infusions calm gut inflammation.", True),
+    # near misses: a list's last item, a closed sentence, a lower-case line, an offer for a knee
+    ("Our departments\nRheumatology\nAlzheimer's disease\nStem cell therapy can improve memory and mood.", False),
+    ("Alzheimer's disease is common.\nStem cell therapy can improve memory and mood.", False),
+    ("alzheimer's disease\nStem cell therapy can improve memory and mood.", False),
+    ("Alzheimer's Disease\nOur clinic offers stem cell injections for knee pain.", False),
+]
+
+
+@pytest.mark.parametrize("text,flagged", TEXT_HEADINGS)
+def test_a_plain_text_heading_over_a_paragraph_names_its_condition(det, text, flagged):
+    claims = [c for c in det.analyze(text, url=CLINIC).claims
+              if c.category == "disease-cure" and c.stance == "promoted" and c.text in text.split("\n")[-2]]
+    assert bool(claims) == flagged, [(c.text, c.sentence) for c in claims]
 
 
 def test_one_claim_per_category_and_sentence(det):

@@ -67,3 +67,29 @@ def test_phrase_hits_are_capped(scorer):
 
 def test_gov_host_beats_a_clinic_word_in_the_path(scorer):
     assert scorer.kind({}, "https://www.fda.gov/clinic-warnings/stem-cells") == "regulator"
+
+
+def test_paid_content_on_a_news_site_is_the_advertiser_speaking(det):
+    """An advertorial is a clinic's page in a newspaper's dress: its claims are promoted,
+    whether the page says so in its text or in its URL."""
+    text = ("SPONSORED CONTENT\nAt Example Joint Clinic, worn knees receive stem cell injections that "
+            "regrow cartilage within months.")
+    url = "https://www.example-gazette.com/health/2025/04/knees"
+    marked = det.analyze(text, url=url)
+    assert marked.page_kind == "clinic"
+    assert [c.stance for c in marked.claims if c.category == "cartilage-regrowth"] == ["promoted"]
+    unmarked = det.analyze(text.split("\n", 1)[1], url=url)
+    assert unmarked.page_kind == "news"
+    assert [c.stance for c in unmarked.claims if c.category == "cartilage-regrowth"] == ["reported"]
+    assert det.analyze(text.split("\n", 1)[1], url="https://www.example-gazette.com/sponsored/knees").page_kind \
+        == "clinic"
+
+
+def test_phrase_kinds_must_name_page_kinds(det, tmp_path):
+    import json
+    cfg = json.loads((det.patterns_dir / "pagekind.json").read_text())
+    cfg["phrase_kinds"] = {"advertising": "advert"}
+    path = tmp_path / "pagekind.json"
+    path.write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="advert"):
+        PageKindScorer(path)

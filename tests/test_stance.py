@@ -49,6 +49,11 @@ TABLE = [
     ("Researchers found that stem cells may regrow cartilage in sheep.", "cartilage-regrowth", "reported"),
     ("According to the agency, the clinic said its stem cells cure Parkinson's disease.", "disease-cure",
      "reported"),
+    # the language of articles about marketing: attribution, "sold as", a superseded belief
+    ("The founder insisted that donor stem cells become new heart muscle.", "tissue-replacement-myth", "reported"),
+    ("Stem cell shots are sold as a way to regrow knee cartilage.", "cartilage-regrowth", "cautionary"),
+    ("Donor stem cells were long considered immune privileged.", "rejection-free", "reported"),
+    ("Evidence that stem cell injections regrow knee cartilage remains weak.", "cartilage-regrowth", "cautionary"),
 ]
 
 
