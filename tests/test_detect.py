@@ -58,6 +58,8 @@ POSITIVES_EN = [
     ("Our MSCs don't require a matched donor.", "rejection-free"),
     ("Stem cell treatment for knees: lasting results, guaranteed.", "miracle-guarantee"),
     ("Our amniotic stem cell product requires no FDA approval.", "regulatory-misrepresentation"),
+    ("Over 4,000 stem cell patients treated: the results speak for themselves.", "unsupported-efficacy"),
+    ("Our cord cells carry zero rejection risk.", "rejection-free"),
 ]
 
 # Near misses: no promoted claim of that category (or of any, where stated).

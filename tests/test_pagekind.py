@@ -93,3 +93,9 @@ def test_phrase_kinds_must_name_page_kinds(det, tmp_path):
     path.write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="advert"):
         PageKindScorer(path)
+
+
+def test_a_press_release_wire_carries_the_company_speaking(scorer):
+    assert scorer.kind({}, "https://www.einpresswire.com/article/123/example-clinic-autism") == "clinic"
+    assert scorer.kind({}, "https://www.example-globewire.com/news/2025/clinic") == "clinic"
+    assert scorer.kind({}, "https://www.example-times.com/news/2025/clinic") == "news"
