@@ -121,6 +121,8 @@ POSITIVES_ES = [
     ("Recupere el cartílago perdido de su rodilla con células madre.", "cartilage-regrowth"),
     ("Las células madre aplicadas por cateterismo forman tejido nuevo en el corazón.", "tissue-replacement-myth"),
     ("Rejuvenezca hasta diez años con nuestro suero de células madre.", "miracle-guarantee"),
+    ("Las células madre reparan la articulación de la rodilla de forma natural.", "cartilage-regrowth"),
+    ("Es un tratamiento sin riesgos: usamos sus propias células.", "miracle-guarantee"),
     # the condition first, the offer in a later sentence of the paragraph
     ("La esclerosis múltiple daña la mielina de los nervios. Con nuestras células madre, muchos pacientes "
      "recuperan la movilidad.", "disease-cure"),
