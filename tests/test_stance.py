@@ -54,6 +54,8 @@ TABLE = [
     ("Stem cell shots are sold as a way to regrow knee cartilage.", "cartilage-regrowth", "cautionary"),
     ("Donor stem cells were long considered immune privileged.", "rejection-free", "reported"),
     ("Evidence that stem cell injections regrow knee cartilage remains weak.", "cartilage-regrowth", "cautionary"),
+    ("Our hospital is one of 12 sites in a registered clinical trial testing whether stem cells can slow ALS.",
+     "disease-cure", "reported"),
     # a clinic's own statistic is not attribution: "reported" is the patients' word
     ("Of our stem cell patients, 89% reported a 50% success rate in pain relief.", "unsupported-efficacy", "promoted"),
 ]
