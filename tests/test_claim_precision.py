@@ -164,6 +164,7 @@ CONDITION_PARAGRAPHS = [
     ("Cerebral palsy need not be the end. Stem cell therapy cannot cure it.", [NEGATED], "cannot cure it"),
     ("Cerebral palsy need not be the end. Does stem cell therapy help?", [], ""),
     ("Crohn's disease inflames the gut. We are often asked whether stem cells could help.", [REPORTED], ""),
+    ("Autism affects one in 36 children. Some parents ask about stem cell therapy.", [REPORTED], ""),
     # near misses: an offer for something else, a paragraph break, too far, another condition
     ("Parkinson's disease affects movement. Our clinic also offers stem cell injections for knee pain.", [], ""),
     ("Alzheimer's disease affects six million Americans. Families often feel helpless. Our stem cell "
