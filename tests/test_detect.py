@@ -76,6 +76,7 @@ NEAR_MISSES_EN = [
     ("Remestemcel-L is an FDA-approved mesenchymal stromal cell therapy for graft-versus-host disease.",
      "regulatory-misrepresentation"),
     ("Cord blood stem cells are FDA approved for transplants in leukemia.", "regulatory-misrepresentation"),
+    ("For diabetic foot ulcers we apply an amniotic membrane as a wound covering to help healing.", "disease-cure"),
     ("Stem cell therapy is not FDA approved for joint pain.", "regulatory-misrepresentation"),
     ("We call it a miracle that our hospital parking is free on Sundays.", "miracle-guarantee"),
     ("Stem cell injections carry risks, and we cannot guarantee results.", "miracle-guarantee"),
@@ -140,6 +141,7 @@ NEAR_MISSES_ES = [
     ("Atendemos a 50 pacientes con enfermedades raras cada mes.", "disease-cure"),
     ("Se recupera el cartílago con cirugía artroscópica.", "cartilage-regrowth"),
     ("Las células madre actúan de forma natural sobre las neuronas.", "tissue-replacement-myth"),
+    ("Aplicamos membrana amniótica para ayudar a cerrar las úlceras del pie diabético.", "disease-cure"),
     ("La idea de que las células madre sustituyen las neuronas muertas no se ha confirmado.",
      "tissue-replacement-myth"),
     ("La esclerosis múltiple daña la mielina de los nervios. También ofrecemos células madre para el dolor "

@@ -99,3 +99,11 @@ def test_a_press_release_wire_carries_the_company_speaking(scorer):
     assert scorer.kind({}, "https://www.einpresswire.com/article/123/example-clinic-autism") == "clinic"
     assert scorer.kind({}, "https://www.example-globewire.com/news/2025/clinic") == "clinic"
     assert scorer.kind({}, "https://www.example-times.com/news/2025/clinic") == "news"
+
+
+def test_an_abstract_and_a_spanish_newspaper_are_recognised(det):
+    abstract = ("Abstract\nWe randomly assigned 140 patients with knee osteoarthritis to cell injections or "
+                "corticosteroid. Pain scores improved modestly in both groups.")
+    assert det.analyze(abstract, url="https://www.example.net/knee-trial").page_kind == "academic"
+    assert det.analyze("Familias denuncian a una clínica de células madre.",
+                       url="https://www.diariodelnorte.example.com/salud/clinica").page_kind == "news"

@@ -56,6 +56,8 @@ TABLE = [
     ("Evidence that stem cell injections regrow knee cartilage remains weak.", "cartilage-regrowth", "cautionary"),
     ("Our hospital is one of 12 sites in a registered clinical trial testing whether stem cells can slow ALS.",
      "disease-cure", "reported"),
+    ("These findings do not support the use of stem cell injections to restore knee cartilage.",
+     "cartilage-regrowth", "cautionary"),
     # a clinic's own statistic is not attribution: "reported" is the patients' word
     ("Of our stem cell patients, 89% reported a 50% success rate in pain relief.", "unsupported-efficacy", "promoted"),
 ]
@@ -133,3 +135,7 @@ def test_spanish_stance(det):
                      "disease-cure").stance == "cautionary"
     assert stance_of(det, "Nuestras células madre regeneran el cartílago de la rodilla.",
                      "cartilage-regrowth").stance == "promoted"
+    assert stance_of(det, "Diez familias presentaron una denuncia contra una clínica que vendía células madre "
+                     "para la parálisis cerebral.", "disease-cure").stance == "cautionary"
+    assert stance_of(det, "La idea de que las células madre forman tejido nuevo en el corazón no se ha confirmado.",
+                     "tissue-replacement-myth").stance == "cautionary"
