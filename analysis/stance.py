@@ -22,8 +22,11 @@ RESEARCH = "stance:research"
 OFFER = "stance:offer"
 AFFIRM = "stance:affirm"
 TESTIMONIAL = "stance:testimonial"
+OWN_VOICE = "stance:own-voice"  # the page attributing to itself: "we believe", "ask about our"
 # Cues that still count when they sit in a sentence that only supplied the claim's context.
-CONTEXT_LABELS = frozenset({STRONG_NEGATION, CAUTION, REPORTING, RESEARCH})
+CONTEXT_LABELS = frozenset({STRONG_NEGATION, CAUTION, REPORTING, RESEARCH, OWN_VOICE})
+# Voices that make attribution and research words the page's own, not someone else's.
+_OWN_VOICES = frozenset({TESTIMONIAL, OWN_VOICE})
 _NEGATIONS = frozenset({NEGATION, STRONG_NEGATION})
 
 
@@ -129,7 +132,7 @@ class StanceRules:
             if c[0] == NEGATION and any(c[2] <= s and s - c[2] <= self.window and not self._broken(doc, c[2], s)
                                         for s in near):
                 return denial, text(c)
-        if TESTIMONIAL not in labels:
+        if labels.isdisjoint(_OWN_VOICES):
             checks = (REPORTING,) if category in self.research_not_excusing else (REPORTING, RESEARCH)
             for label in checks:
                 for c in (kept if label in labels else ()):

@@ -55,6 +55,8 @@ POSITIVES_EN = [
     # a replacing verb with the organ tissue a few words on
     ("Injected near the injury, stem cells replace the brain cells lost during a stroke.", "tissue-replacement-myth"),
     ("The new stem cells integrate into the injured spinal cord.", "tissue-replacement-myth"),
+    ("After infusion, the stem cells mature into fresh heart muscle cells.", "tissue-replacement-myth"),
+    ("Our umbilical cell therapy may reduce how often severe asthma needs rescue medication.", "disease-cure"),
     ("Our MSCs don't require a matched donor.", "rejection-free"),
     ("Stem cell treatment for knees: lasting results, guaranteed.", "miracle-guarantee"),
     ("Our amniotic stem cell product requires no FDA approval.", "regulatory-misrepresentation"),

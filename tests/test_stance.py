@@ -58,6 +58,11 @@ TABLE = [
      "disease-cure", "reported"),
     ("These findings do not support the use of stem cell injections to restore knee cartilage.",
      "cartilage-regrowth", "cautionary"),
+    # attribution words in the page's own voice are the page's claim
+    ("Our practitioners believe exosomes may help the body recover from long COVID.", "disease-cure", "promoted"),
+    ("Scientists believe exosomes may help the body recover from long COVID.", "disease-cure", "reported"),
+    ("Told you're bone-on-bone? Ask about our stem cell procedure that regrows knee cartilage.",
+     "cartilage-regrowth", "promoted"),
     # a clinic's own statistic is not attribution: "reported" is the patients' word
     ("Of our stem cell patients, 89% reported a 50% success rate in pain relief.", "unsupported-efficacy", "promoted"),
 ]
