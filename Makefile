@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench eval clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/detect_stages.py
 	$(BIN)/python benchmarks/hostile.py
 	$(BIN)/python benchmarks/crawl.py
+
+# Scores the detector on every labelled set in data/eval/ (see its README).
+eval: $(STAMP)
+	for f in data/eval/*.jsonl; do $(BIN)/stemwatch eval $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV) data/*.db data/*.db-wal data/*.db-shm .pytest_cache

@@ -16,7 +16,7 @@ from .models import CATEGORIES
 
 CODE_VERSION = "2.5"  # bump when detection code changes behaviour
 CUE_FILES = ("context", "stance", "pagekind")
-PATTERN_OPTIONS = ("requires", "case", "after_number", "not_alone")
+PATTERN_OPTIONS = ("requires", "case", "after_number", "not_alone", "not_followed_by")
 _CATEGORY_SET = frozenset(CATEGORIES)
 
 

@@ -111,6 +111,10 @@ class StanceRules:
                     continue  # "While there is no cure for ALS, our protocol ..."
                 kept.append(c)
             labels = {c[0] for c in kept}
+        if AFFIRM in labels and CAUTION in labels:  # "risky" in "avoid risky surgery" warns of the surgery
+            affirms = [(c[1], c[2]) for c in kept if c[0] == AFFIRM]
+            kept = [c for c in kept if not (c[0] == CAUTION and any(a <= c[1] and c[2] <= b for a, b in affirms))]
+            labels = {c[0] for c in kept}
         denial = "negated" if page_kind in self.negated_kinds else "cautionary"
 
         def text(c):
@@ -122,7 +126,9 @@ class StanceRules:
         for c in (kept if CAUTION in labels else ()):
             if c[0] == CAUTION:
                 return "cautionary", text(c)
+        # a negating opener, unless punctuation follows it: "No: there is no risk ..." answers a question
         if opener in self.sentence_negators and start > first and conceded is None and \
+                not (first + 1 < sent_end and doc[first + 1].is_punct) and \
                 not any(c[0] == AFFIRM and c[1] == first for c in own):
             return denial, doc[first].text
         # a negation just before the matched words, or before the offer words the claim

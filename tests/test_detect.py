@@ -56,6 +56,7 @@ POSITIVES_EN = [
     ("Injected near the injury, stem cells replace the brain cells lost during a stroke.", "tissue-replacement-myth"),
     ("The new stem cells integrate into the injured spinal cord.", "tissue-replacement-myth"),
     ("After infusion, the stem cells mature into fresh heart muscle cells.", "tissue-replacement-myth"),
+    ("The stem cells migrate to the kidneys and develop into new functioning nephrons.", "tissue-replacement-myth"),
     ("Our umbilical cell therapy may reduce how often severe asthma needs rescue medication.", "disease-cure"),
     ("Our MSCs don't require a matched donor.", "rejection-free"),
     ("Stem cell treatment for knees: lasting results, guaranteed.", "miracle-guarantee"),
@@ -83,6 +84,8 @@ NEAR_MISSES_EN = [
     ("We call it a miracle that our hospital parking is free on Sundays.", "miracle-guarantee"),
     ("Stem cell injections carry risks, and we cannot guarantee results.", "miracle-guarantee"),
     ("Ninety percent of visitors found our parking easy.", "unsupported-efficacy"),
+    ("Our stem cell treatment is 100% safe for patients.", "unsupported-efficacy"),
+    ("Stem cell patients get 20% off their second session.", "unsupported-efficacy"),
     ("Organ transplant patients take drugs to prevent rejection.", "rejection-free"),
     ("Our stem cell injections may replace the need for knee surgery.", "tissue-replacement-myth"),
     ("Stem cells cannot replace damaged neurons, whatever some clinics say.", "tissue-replacement-myth"),
@@ -321,7 +324,8 @@ def test_patterns_are_phrases_with_known_options(det):
     for lang in det.nlps:
         for row in claim_patterns(det.patterns_dir, lang) + cue_patterns(det.patterns_dir, lang):
             assert isinstance(row["pattern"], str) and row["pattern"], row
-            assert set(row) <= {"label", "pattern", "id", "requires", "case", "after_number", "not_alone"}, row
+            assert set(row) <= {"label", "pattern", "id", "requires", "case", "after_number", "not_alone",
+                                "not_followed_by"}, row
 
 
 def test_pattern_options_case_and_number(det):

@@ -63,6 +63,12 @@ TABLE = [
     ("Scientists believe exosomes may help the body recover from long COVID.", "disease-cure", "reported"),
     ("Told you're bone-on-bone? Ask about our stem cell procedure that regrows knee cartilage.",
      "cartilage-regrowth", "promoted"),
+    ("No: there is no risk of rejection because umbilical stem cells are immune privileged.", "rejection-free",
+     "promoted"),
+    ("Learn how stem cells can regrow the cartilage in your knee and help you avoid risky surgery.",
+     "cartilage-regrowth", "promoted"),
+    ("Our cells are tested for viability, and each vial of Wharton's jelly contains millions of living cells.",
+     "live-cells-in-processed-product", "promoted"),
     # a clinic's own statistic is not attribution: "reported" is the patients' word
     ("Of our stem cell patients, 89% reported a 50% success rate in pain relief.", "unsupported-efficacy", "promoted"),
 ]
