@@ -132,6 +132,8 @@ POSITIVES_ES = [
     ("Rejuvenezca hasta diez años con nuestro suero de células madre.", "miracle-guarantee"),
     ("Las células madre reparan la articulación de la rodilla de forma natural.", "cartilage-regrowth"),
     ("Es un tratamiento sin riesgos: usamos sus propias células.", "miracle-guarantee"),
+    ("Nuestra terapia con células madre está aprobada por la COFEPRIS y por la FDA.", "regulatory-misrepresentation"),
+    ("La eficacia de nuestras células madre está comprobada científicamente.", "unsupported-efficacy"),
     # the condition first, the offer in a later sentence of the paragraph
     ("La esclerosis múltiple daña la mielina de los nervios. Con nuestras células madre, muchos pacientes "
      "recuperan la movilidad.", "disease-cure"),

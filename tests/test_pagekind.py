@@ -99,6 +99,11 @@ def test_a_press_release_wire_carries_the_company_speaking(scorer):
     assert scorer.kind({}, "https://www.einpresswire.com/article/123/example-clinic-autism") == "clinic"
     assert scorer.kind({}, "https://www.example-globewire.com/news/2025/clinic") == "clinic"
     assert scorer.kind({}, "https://www.example-times.com/news/2025/clinic") == "news"
+    # a release's own line says who paid for it, whatever news words surround it
+    news_words = {"news": {"announced", "said", "press release", "in a statement"}}
+    assert scorer.kind(news_words, "https://www.example.com/2025/04/clinic") == "news"
+    assert scorer.kind({**news_words, "advertising": {"distributed on behalf of"}},
+                       "https://www.example.com/2025/04/clinic") == "clinic"
 
 
 def test_an_abstract_and_a_spanish_newspaper_are_recognised(det):
