@@ -43,11 +43,25 @@ def claim_patterns(patterns_dir: Path, lang: str) -> list[dict]:
     return rows
 
 
+# What each option's value must be: a typo ("not_followed_by": "safe") would otherwise
+# change matching silently ("a" in "safe").
+_OPTION_CHECKS = {
+    "requires": lambda v: isinstance(v, list) and all(isinstance(r, dict) and "cue" in r for r in v),
+    "case": lambda v: v == "upper",
+    "after_number": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+    "not_alone": lambda v: isinstance(v, bool),
+    "not_followed_by": lambda v: isinstance(v, list) and all(isinstance(w, str) for w in v),
+}
+
+
 def pattern_options(patterns_dir: Path, lang: str) -> dict[str, dict]:
     """Options by pattern id; every line of one id must carry the same options."""
     options: dict[str, dict] = {}
     for row in claim_patterns(patterns_dir, lang):
         opts = {k: row[k] for k in PATTERN_OPTIONS if row.get(k)}
+        for k, v in opts.items():
+            if not _OPTION_CHECKS[k](v):
+                raise ValueError(f"claims_{lang}.jsonl: pattern id {row['id']!r}: bad value for {k!r}: {v!r}")
         if opts:
             old = options.setdefault(row["id"], opts)
             if old != opts:

@@ -227,6 +227,18 @@ def test_url_host():
     assert url_host("/relative/path") == url_host("") == ""
 
 
+@pytest.mark.parametrize("option,value", [("not_followed_by", "safe"), ("after_number", "2"), ("case", "lower"),
+                                          ("requires", {"cue": "regen"})])
+def test_malformed_pattern_options_are_refused(tmp_path, det, option, value):
+    import json
+    target = tmp_path / "patterns"
+    shutil.copytree(det.patterns_dir, target)
+    with open(target / "claims_en.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"label": "miracle-guarantee", "pattern": "wonder cure", "id": "mg-test", option: value}) + "\n")
+    with pytest.raises(ValueError, match=f"mg-test.*{option}"):
+        Detector(target)
+
+
 def test_malformed_host_rules_are_refused(tmp_path, det):
     target = tmp_path / "patterns"
     shutil.copytree(det.patterns_dir, target)
