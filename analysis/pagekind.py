@@ -65,11 +65,10 @@ class PageKindScorer:
     def _url_scores(self, url: str) -> list[tuple[str, float]]:
         url = (unquote(url) if "%" in url else url).lower()
         rest = url.partition("//")[2] if "//" in url else url
-        netloc, slash, path = rest.partition("/")
-        host = netloc.rpartition("@")[2].split(":")[0]
+        slash, path = rest.partition("/")[1:]
         path = (slash + path).split("?")[0].split("#")[0]
-        return self._host_scores(host) + [(kind, weight) for kind, whole, rx, weight in self._url_path_rules
-                                          if rx.search(url if whole else path)]
+        return self._host_scores(url_host(url)) + [(kind, weight) for kind, whole, rx, weight in self._url_path_rules
+                                                   if rx.search(url if whole else path)]
 
     @lru_cache(maxsize=4096)
     def _host_scores(self, host: str) -> list[tuple[str, float]]:
@@ -80,6 +79,14 @@ class PageKindScorer:
         scores = self.scores(phrase_hits, url, title, cues)
         best = max(scores, key=scores.get)
         return best if scores[best] >= self.min_score else "other"
+
+
+def url_host(url: str) -> str:
+    """The lower-cased host of a URL, without user info or port; a URL without "//" is
+    taken to start with its host ("example.org/page")."""
+    rest = url.partition("//")[2] if "//" in url else url
+    netloc = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    return netloc.rpartition("@")[2].split(":", 1)[0].lower()
 
 
 def _cue_value(cues: dict, key: str) -> float:

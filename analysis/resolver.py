@@ -30,7 +30,7 @@ from spacy.tokens import Doc, Span
 
 from .matcher import MATCHES, PhraseTable
 from .page_index import MISSING, PageIndex
-from .pagekind import PageKindScorer
+from .pagekind import PageKindScorer, url_host
 from .pattern_files import pattern_options
 from .rules import Rule, check_order, compile_rules, page_allows
 from .sentences import doc_text
@@ -91,13 +91,6 @@ def url_path(url: str) -> str:
         slash = rest.find("/")
         return rest[slash:] if slash >= 0 else ""
     return urlsplit(url).path
-
-
-def url_host(url: str) -> str:
-    """The lower-cased host of an absolute URL, without user info or port ("" if none)."""
-    rest = url.partition("//")[2] if "//" in url else ""
-    netloc = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
-    return netloc.rpartition("@")[2].split(":", 1)[0].lower()
 
 
 def load_host_rules(path: Path) -> tuple[tuple[str, re.Pattern], ...]:
@@ -200,7 +193,7 @@ class ClaimResolver:
         url = meta.get("url") or ""
         slug = _SLUG_SPLIT.sub(" ", unquote(url_path(url))) if url else ""
         found = self._labels_in(normalize(f"{meta.get('title') or ''}\n{slug}").strip())
-        host = url_host(url)
+        host = url_host(url) if "//" in url else ""  # a relative URL names no host
         return found | self._host_labels(host) if host else found
 
     @lru_cache(maxsize=4096)

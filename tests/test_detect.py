@@ -221,10 +221,10 @@ def test_host_named_for_stem_cells_supplies_their_context(det):
 
 
 def test_url_host():
-    from analysis.resolver import url_host
+    from analysis.pagekind import url_host
     assert url_host("https://User@WWW.Example.org:8443/a?b#c") == "www.example.org"
-    assert url_host("http://example.org") == "example.org"
-    assert url_host("/relative/path") == url_host("") == ""
+    assert url_host("http://example.org") == url_host("example.org/page") == "example.org"
+    assert url_host("") == ""
 
 
 @pytest.mark.parametrize("option,value", [("not_followed_by", "safe"), ("after_number", "2"), ("case", "lower"),
