@@ -174,6 +174,14 @@ class PageIndex:
             got = self._facts[si] = self.word_bounds(si) + (self.is_question(si),)
         return got
 
+    def line_after(self, si: int) -> int | None:
+        """The sentence opening the line after sentence si's, if si ends its line (a
+        question's answer on an FAQ page)."""
+        nxt = si + 1
+        if nxt >= self.n or nxt in self.outside or not self._ends_line(si):
+            return None
+        return nxt
+
     def _sentences_with(self, category: str) -> set[int]:
         """The sentences holding a candidate of this category."""
         if self._candidate_sents is None:

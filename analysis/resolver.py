@@ -321,9 +321,15 @@ class ClaimResolver:
             if offer is not None and decided == "promoted":
                 # the promise is made in the offer's sentence: its negation or question counts
                 decided, cue_text = self._offer_stance(doc, page, cat, offer, page_kind)
+            answer = None
+            if decided is None and question:  # an FAQ question: its answer may make the claim
+                answer = page.line_after(si)
+                if answer is not None:
+                    decided, cue_text = self._answer_stance(doc, page, answer), ""
             if decided is None or (kept is not None and decided != "promoted"):
                 continue
-            through = offer[0] if offer is not None else si + 1 if si + 1 in support else si
+            through = (offer[0] if offer is not None else answer if answer is not None
+                       else si + 1 if si + 1 in support else si)
             best[(cat, si)] = (start, end, cat, pid,
                                (decided, cue_text, severity(cat, decided),
                                 page.sentence_ranges(si, heading, through)))
@@ -339,6 +345,12 @@ class ClaimResolver:
         first, sent_end, question = page.facts(oi)
         return self.stance.decide(doc, category, cue[1], cue[2], page.cues_in(oi), first=first,
                                   sent_end=sent_end, is_question=question, page_kind=page_kind)
+
+
+    def _answer_stance(self, doc, page, ai: int) -> str | None:
+        first, sent_end, question = page.facts(ai)
+        affirms = page.first("cue:outcome", ai) is not None or page.first("cue:treat", ai) is not None
+        return self.stance.answer_stance(doc, page.cues_in(ai), first, sent_end, question, affirms)
 
 
 class _Once:

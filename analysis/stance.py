@@ -28,6 +28,8 @@ CONTEXT_LABELS = frozenset({STRONG_NEGATION, CAUTION, REPORTING, RESEARCH, OWN_V
 # Voices that make attribution and research words the page's own, not someone else's.
 _OWN_VOICES = frozenset({TESTIMONIAL, OWN_VOICE})
 _NEGATIONS = frozenset({NEGATION, STRONG_NEGATION})
+# Cues that keep an answer from affirming its question: it denies, warns, reports or describes research.
+_ANSWER_DOUBTS = frozenset({NEGATION, STRONG_NEGATION, CAUTION, REPORTING, RESEARCH})
 
 
 class Cue(NamedTuple):
@@ -59,6 +61,7 @@ class StanceRules:
         self.breaks = frozenset(cfg["clause_breaks"])
         self.negated_kinds = frozenset(cfg["negated_on_kinds"])
         self.question_stance = cfg["question_stance"]
+        self.affirmative_answers = frozenset(cfg.get("affirmative_answers", ()))
         self.sentence_negators = frozenset(cfg["sentence_negators"])
         self.concessives = frozenset(cfg["concessives"])
         self.research_not_excusing = frozenset(cfg["research_does_not_excuse"])
@@ -148,6 +151,18 @@ class StanceRules:
             return self.question_stance, "question"
         stance = self.default_stance.get(page_kind, "promoted")
         return stance, ("" if stance == "promoted" else f"page kind: {page_kind}")
+
+    def answer_stance(self, doc, cues: list[Cue], first: int, sent_end: int, is_question: bool,
+                      affirms: bool) -> str | None:
+        """"promoted" when the answer to a question affirms it ("Can stem cells help my son's
+        autism?" / "Many families see improvements ..."): it opens with a yes or holds an
+        outcome or offer word (``affirms``), and has no negation, caution, attribution or
+        research cue; else None (the question stays no claim)."""
+        if is_question or first >= sent_end or doc[first].lower_ in self.sentence_negators:
+            return None
+        if any(c[0] in _ANSWER_DOUBTS for c in cues):
+            return None
+        return "promoted" if affirms or doc[first].lower_ in self.affirmative_answers else None
 
     def _broken(self, doc, i: int, j: int) -> bool:
         return any(doc[k].lower_ in self.breaks for k in range(i, j))

@@ -63,6 +63,11 @@ POSITIVES_EN = [
     ("Our amniotic stem cell product requires no FDA approval.", "regulatory-misrepresentation"),
     ("Over 4,000 stem cell patients treated: the results speak for themselves.", "unsupported-efficacy"),
     ("Our cord cells carry zero rejection risk.", "rejection-free"),
+    ("Our stem cell knee treatment: if you don't feel better in 90 days, we'll refund your money.",
+     "miracle-guarantee"),
+    ("Our stem cells home to the damaged area and replace the lost dopamine cells.", "tissue-replacement-myth"),
+    ("Specialties: autism, cerebral palsy and multiple sclerosis, treated with umbilical stem cells.",
+     "disease-cure"),
 ]
 
 # Near misses: no promoted claim of that category (or of any, where stated).
@@ -149,6 +154,8 @@ NEAR_MISSES_ES = [
     ("Se recupera el cartílago con cirugía artroscópica.", "cartilage-regrowth"),
     ("Las células madre actúan de forma natural sobre las neuronas.", "tissue-replacement-myth"),
     ("Aplicamos membrana amniótica para ayudar a cerrar las úlceras del pie diabético.", "disease-cure"),
+    # naming a cord-cell therapy says nothing about a processed product's live cells
+    ("Aplicamos células madre de cordón umbilical para reducir la inflamación.", "live-cells-in-processed-product"),
     ("La idea de que las células madre sustituyen las neuronas muertas no se ha confirmado.",
      "tissue-replacement-myth"),
     ("La esclerosis múltiple daña la mielina de los nervios. También ofrecemos células madre para el dolor "

@@ -69,6 +69,9 @@ TABLE = [
      "cartilage-regrowth", "promoted"),
     ("Our cells are tested for viability, and each vial of Wharton's jelly contains millions of living cells.",
      "live-cells-in-processed-product", "promoted"),
+    ("Early hypotheses held that transplanted stem cells would differentiate into heart muscle cells.",
+     "tissue-replacement-myth", "reported"),
+    ("A wellness doctor offered my dad exosome infusions for his COPD.", "disease-cure", "reported"),
     # a clinic's own statistic is not attribution: "reported" is the patients' word
     ("Of our stem cell patients, 89% reported a 50% success rate in pain relief.", "unsupported-efficacy", "promoted"),
 ]
@@ -150,3 +153,33 @@ def test_spanish_stance(det):
                      "para la parálisis cerebral.", "disease-cure").stance == "cautionary"
     assert stance_of(det, "La idea de que las células madre forman tejido nuevo en el corazón no se ha confirmado.",
                      "tissue-replacement-myth").stance == "cautionary"
+
+
+# An FAQ question names the claim; the line after it answers. (question + answer, stances expected)
+FAQ = [
+    ("Can stem cells help my son's autism?\nMany families see improvements in speech after treatment.", ["promoted"]),
+    ("Can stem cells help my son's autism?\nYes, our umbilical stem cell protocol is designed for it.", ["promoted"]),
+    ("¿Pueden las células madre ayudar con el Alzheimer?\nMuchas familias notan mejoras en la memoria.", ["promoted"]),
+    # near misses: an answer that denies, warns or describes research, or no answer at all
+    ("Can stem cells cure autism?\nNo, and we would not offer it if they could not.", []),
+    ("Can stem cells cure autism?\nResearchers are still testing this in trials.", []),
+    ("Can stem cells cure autism?", []),
+    ("Can stem cells cure autism? Many families see improvements after treatment.", []),
+]
+
+
+@pytest.mark.parametrize("text,stances", FAQ)
+def test_an_faq_answer_decides_its_question(det, text, stances):
+    claims = [c for c in det.analyze(text, url="https://faq.example.org/faq").claims if c.category == "disease-cure"]
+    assert [c.stance for c in claims] == stances, [(c.stance, c.sentence) for c in claims]
+    for c in claims:
+        assert text.split("\n")[1] in c.sentence  # the answer is quoted with the question
+
+
+def test_a_company_announcing_its_own_protocol_on_a_wire_promotes_it(det):
+    text = "NovaExample Institute today announced a stem cell protocol that reverses type 2 diabetes."
+    on_wire = det.analyze(text, url="https://www.example-prwire.com/releases/novaexample")
+    assert on_wire.page_kind == "clinic"
+    assert [c.stance for c in on_wire.claims if c.category == "disease-cure"] == ["promoted"]
+    in_news = det.analyze(text, url="https://news.example-times.com/2025/04/health/novaexample")
+    assert [c.stance for c in in_news.claims if c.category == "disease-cure"] == ["reported"]
