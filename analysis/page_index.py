@@ -16,7 +16,9 @@ from .sentences import sentence_cuts, token_starts
 
 REGION_MARGIN = 1500  # characters around the candidates that are segmented into sentences
 HEADING_LOOKBACK = 40  # lines: how far above a list item its heading may stand
-BULLET_WORDS = 12  # a list item holds at most this many words
+BULLET_WORDS = 12  # a list item holds at most this many words ...
+MARKED_ITEM_WORDS = 40  # ... or this many after a bullet mark ("- ", "• ", "* ")
+BULLET_MARKS = ("- ", "• ", "* ", "· ", "– ", "▪ ", "◦ ")
 HEADING_WORDS, HEADING_CHARS = 8, 80  # a heading line found by its form alone is at most this long
 NEXT_OFFER_SENTENCES = 3  # rule option next: how far after a condition its offer may stand
 STANCE_PREFIX = "stance:"
@@ -224,7 +226,9 @@ class PageIndex:
                 line = text.strip()
                 heading = bool(line) and (line.endswith(":") or line.lower() in self.headings
                                           or self._heads_prose(si, line))
-                item = len(text) < 200 and 0 < len(text.split()) <= BULLET_WORDS
+                words = len(text.split())
+                item = 0 < words and (words <= BULLET_WORDS and len(text) < 200
+                                      or words <= MARKED_ITEM_WORDS and line.startswith(BULLET_MARKS))
             info = self._line_info[si] = (item, heading)
         return info
 

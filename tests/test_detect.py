@@ -92,6 +92,7 @@ NEAR_MISSES_EN = [
     ("Our stem cell treatment is 100% safe for patients.", "unsupported-efficacy"),
     ("Stem cell patients get 20% off their second session.", "unsupported-efficacy"),
     ("Organ transplant patients take drugs to prevent rejection.", "rejection-free"),
+    ("Amniotic stem cells are accepted by the body without any risk of rejection.", "miracle-guarantee"),
     ("Our stem cell injections may replace the need for knee surgery.", "tissue-replacement-myth"),
     ("Stem cells cannot replace damaged neurons, whatever some clinics say.", "tissue-replacement-myth"),
     # the negation stands before the offer words, further than its window from the disease

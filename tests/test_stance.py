@@ -72,6 +72,10 @@ TABLE = [
     ("Early hypotheses held that transplanted stem cells would differentiate into heart muscle cells.",
      "tissue-replacement-myth", "reported"),
     ("A wellness doctor offered my dad exosome infusions for his COPD.", "disease-cure", "reported"),
+    ("A clinic abroad promised that its stem cell infusions could reverse autism within months.",
+     "disease-cure", "cautionary"),
+    ("A new study shows that our stem cells regrow knee cartilage.", "cartilage-regrowth", "promoted"),
+    ("A study shows that stem cells regrow knee cartilage in sheep.", "cartilage-regrowth", "reported"),
     # a clinic's own statistic is not attribution: "reported" is the patients' word
     ("Of our stem cell patients, 89% reported a 50% success rate in pain relief.", "unsupported-efficacy", "promoted"),
 ]
@@ -153,6 +157,10 @@ def test_spanish_stance(det):
                      "para la parálisis cerebral.", "disease-cure").stance == "cautionary"
     assert stance_of(det, "La idea de que las células madre forman tejido nuevo en el corazón no se ha confirmado.",
                      "tissue-replacement-myth").stance == "cautionary"
+    assert stance_of(det, "Un tribunal condenó a una clínica que ofrecía células madre para el Parkinson.",
+                     "disease-cure").stance == "cautionary"
+    assert stance_of(det, "Un estudio publicado demuestra que nuestras células madre regeneran el cartílago de la "
+                     "rodilla.", "cartilage-regrowth").stance == "promoted"
 
 
 # An FAQ question names the claim; the line after it answers. (question + answer, stances expected)
@@ -183,3 +191,12 @@ def test_a_company_announcing_its_own_protocol_on_a_wire_promotes_it(det):
     assert [c.stance for c in on_wire.claims if c.category == "disease-cure"] == ["promoted"]
     in_news = det.analyze(text, url="https://news.example-times.com/2025/04/health/novaexample")
     assert [c.stance for c in in_news.claims if c.category == "disease-cure"] == ["reported"]
+
+
+def test_a_long_bulleted_item_keeps_its_warning_heading(det):
+    text = ("Watch out for any clinic that:\n"
+            "- quotes success rates such as 90% of patients improve without citing a published trial of its treatment\n"
+            "- relies mainly on stem cell patient testimonials as proof")
+    claims = [c for c in det.analyze(text, url="https://guide.example.org/red-flags").claims
+              if c.category == "unsupported-efficacy"]
+    assert claims and all(c.stance == "cautionary" for c in claims), [(c.stance, c.text) for c in claims]
