@@ -88,14 +88,15 @@ class StanceRules:
     def decide(self, doc, category: str, start: int, end: int, cues: list[Cue], *,
                first: int, sent_end: int, is_question: bool = False, page_kind: str = "other",
                context_cues: list[Cue] = (), opening: tuple[str, int | None] | None = None,
-               widened: int | None = None) -> tuple[str | None, str]:
+               widened: int | None = None, pattern: str = "") -> tuple[str | None, str]:
         """(stance, cue text) for the claim at tokens [start, end); stance None: not a claim.
 
         cues: the (label, start, end) cues of the claim's sentence (and heading), without
         those inside other claims' words; first/sent_end: the sentence's first word token
         and end; context_cues: cues of sentences that supplied the claim's context;
         opening: the sentence's ``opening()``, when the caller has it already; widened: the
-        start of the claim's text when it was widened to take in its offer words.
+        start of the claim's text when it was widened to take in its offer words; pattern:
+        the claim's pattern id (research_does_not_excuse names categories and pattern ids).
         """
         own = [c for c in cues if not (c[1] < end and c[2] > start)]
         if context_cues:
@@ -142,7 +143,8 @@ class StanceRules:
                                         for s in near):
                 return denial, text(c)
         if labels.isdisjoint(_OWN_VOICES):
-            checks = (REPORTING,) if category in self.research_not_excusing else (REPORTING, RESEARCH)
+            appeal = category in self.research_not_excusing or pattern in self.research_not_excusing
+            checks = (REPORTING,) if appeal else (REPORTING, RESEARCH)
             for label in checks:
                 for c in (kept if label in labels else ()):
                     if c[0] == label:

@@ -68,6 +68,13 @@ POSITIVES_EN = [
     ("Our stem cells home to the damaged area and replace the lost dopamine cells.", "tissue-replacement-myth"),
     ("Specialties: autism, cerebral palsy and multiple sclerosis, treated with umbilical stem cells.",
      "disease-cure"),
+    ("Our same-day stem cell procedure is legal in all 50 states.", "regulatory-misrepresentation"),
+    ("Our stem cell treatments meet FDA guidelines, so you can be sure they are legitimate.",
+     "regulatory-misrepresentation"),
+    ("Our stem cell study is registered on ClinicalTrials.gov, and that registration confirms it is safe.",
+     "regulatory-misrepresentation"),
+    ("More than 5,000 five-star reviews prove that our stem cell treatments work.", "unsupported-efficacy"),
+    ("Stories like Karen's are proof that stem cells can reverse multiple sclerosis.", "unsupported-efficacy"),
 ]
 
 # Near misses: no promoted claim of that category (or of any, where stated).
@@ -86,6 +93,8 @@ NEAR_MISSES_EN = [
     ("Cord blood stem cells are FDA approved for transplants in leukemia.", "regulatory-misrepresentation"),
     ("For diabetic foot ulcers we apply an amniotic membrane as a wound covering to help healing.", "disease-cure"),
     ("Stem cell therapy is not FDA approved for joint pain.", "regulatory-misrepresentation"),
+    # a listing's own "approved" is no proof: the proof must come after it
+    ("I have run IRB-approved trials of an amniotic stem cell allograft.", "regulatory-misrepresentation"),
     ("We call it a miracle that our hospital parking is free on Sundays.", "miracle-guarantee"),
     ("Stem cell injections carry risks, and we cannot guarantee results.", "miracle-guarantee"),
     ("Ninety percent of visitors found our parking easy.", "unsupported-efficacy"),
@@ -139,6 +148,8 @@ POSITIVES_ES = [
     ("Las células madre reparan la articulación de la rodilla de forma natural.", "cartilage-regrowth"),
     ("Es un tratamiento sin riesgos: usamos sus propias células.", "miracle-guarantee"),
     ("Nuestra terapia con células madre está aprobada por la COFEPRIS y por la FDA.", "regulatory-misrepresentation"),
+    ("Nuestro tratamiento con células madre cumple con todas las normas de la FDA.", "regulatory-misrepresentation"),
+    ("Las células de cordón umbilical no requieren pruebas de compatibilidad.", "rejection-free"),
     ("La eficacia de nuestras células madre está comprobada científicamente.", "unsupported-efficacy"),
     # the condition first, the offer in a later sentence of the paragraph
     ("La esclerosis múltiple daña la mielina de los nervios. Con nuestras células madre, muchos pacientes "

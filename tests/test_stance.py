@@ -76,6 +76,10 @@ TABLE = [
      "disease-cure", "cautionary"),
     ("A new study shows that our stem cells regrow knee cartilage.", "cartilage-regrowth", "promoted"),
     ("A study shows that stem cells regrow knee cartilage in sheep.", "cartilage-regrowth", "reported"),
+    ("Every lot of our placental stem cell product is tested to contain 2 million live cells per vial.",
+     "live-cells-in-processed-product", "promoted"),
+    ("Channel 5 investigates stem cell ads that claim a 90 percent success rate.", "unsupported-efficacy",
+     "cautionary"),
     # a clinic's own statistic is not attribution: "reported" is the patients' word
     ("Of our stem cell patients, 89% reported a 50% success rate in pain relief.", "unsupported-efficacy", "promoted"),
 ]
