@@ -325,7 +325,7 @@ class ClaimResolver:
             if decided is None and question:  # an FAQ question: its answer may make the claim
                 answer = page.line_after(si)
                 if answer is not None:
-                    decided, cue_text = self._answer_stance(doc, page, answer), ""
+                    decided, cue_text = self._answer_stance(doc, page, answer, page_kind)
             if decided is None or (kept is not None and decided != "promoted"):
                 continue
             through = (offer[0] if offer is not None else answer if answer is not None
@@ -346,11 +346,11 @@ class ClaimResolver:
         return self.stance.decide(doc, category, cue[1], cue[2], page.cues_in(oi), first=first,
                                   sent_end=sent_end, is_question=question, page_kind=page_kind)
 
-
-    def _answer_stance(self, doc, page, ai: int) -> str | None:
+    def _answer_stance(self, doc, page, ai: int, page_kind: str) -> tuple[str | None, str]:
+        """The stance of a question claim decided by its answer, sentence ai (stance.answer_stance)."""
         first, sent_end, question = page.facts(ai)
         affirms = page.first("cue:outcome", ai) is not None or page.first("cue:treat", ai) is not None
-        return self.stance.answer_stance(doc, page.cues_in(ai), first, sent_end, question, affirms)
+        return self.stance.answer_stance(doc, page.cues_in(ai), first, sent_end, question, affirms, page_kind)
 
 
 class _Once:

@@ -155,16 +155,21 @@ class StanceRules:
         return stance, ("" if stance == "promoted" else f"page kind: {page_kind}")
 
     def answer_stance(self, doc, cues: list[Cue], first: int, sent_end: int, is_question: bool,
-                      affirms: bool) -> str | None:
-        """"promoted" when the answer to a question affirms it ("Can stem cells help my son's
-        autism?" / "Many families see improvements ..."): it opens with a yes or holds an
-        outcome or offer word (``affirms``), and has no negation, caution, attribution or
-        research cue; else None (the question stays no claim)."""
+                      affirms: bool, page_kind: str = "other") -> tuple[str | None, str]:
+        """(stance, cue text) of a question whose answer affirms it ("Can stem cells help my
+        son's autism?" / "Many families see improvements ..."): the answer opens with a yes
+        or holds an outcome or offer word (``affirms``) and has no negation, caution,
+        attribution or research cue. The page kind's default stance then decides, as for
+        any claim without a cue (an explainer on a news page reports); otherwise None: the
+        question stays no claim."""
         if is_question or first >= sent_end or doc[first].lower_ in self.sentence_negators:
-            return None
+            return None, "question"
         if any(c[0] in _ANSWER_DOUBTS for c in cues):
-            return None
-        return "promoted" if affirms or doc[first].lower_ in self.affirmative_answers else None
+            return None, "question"
+        if not (affirms or doc[first].lower_ in self.affirmative_answers):
+            return None, "question"
+        stance = self.default_stance.get(page_kind, "promoted")
+        return stance, ("" if stance == "promoted" else f"page kind: {page_kind}")
 
     def _broken(self, doc, i: int, j: int) -> bool:
         return any(doc[k].lower_ in self.breaks for k in range(i, j))

@@ -188,6 +188,12 @@ def test_an_faq_answer_decides_its_question(det, text, stances):
         assert text.split("\n")[1] in c.sentence  # the answer is quoted with the question
 
 
+def test_an_faq_answer_on_a_news_page_is_reported(det):
+    text = "Can stem cells help knee cartilage regrow?\nSome patients see improvements after treatment."
+    claims = det.analyze(text, url="https://news.example-times.com/2025/04/health/stem-cells-faq").claims
+    assert [c.stance for c in claims if c.category == "cartilage-regrowth"] == ["reported"]
+
+
 def test_a_company_announcing_its_own_protocol_on_a_wire_promotes_it(det):
     text = "NovaExample Institute today announced a stem cell protocol that reverses type 2 diabetes."
     on_wire = det.analyze(text, url="https://www.example-prwire.com/releases/novaexample")
