@@ -75,6 +75,12 @@ POSITIVES_EN = [
      "regulatory-misrepresentation"),
     ("More than 5,000 five-star reviews prove that our stem cell treatments work.", "unsupported-efficacy"),
     ("Stories like Karen's are proof that stem cells can reverse multiple sclerosis.", "unsupported-efficacy"),
+    ("Because newborn stem cells are immune-naive, rejection is simply impossible.", "rejection-free"),
+    ("Our partner clinic is so confident in its stem cell protocol that it will guarantee visible results.",
+     "miracle-guarantee"),
+    ("The amniotic product I use arrives loaded with live, young stem cells.", "live-cells-in-processed-product"),
+    ("I inject a patient's own marrow cells to lay down a fresh cushion of cartilage in the knee.",
+     "cartilage-regrowth"),
 ]
 
 # Near misses: no promoted claim of that category (or of any, where stated).

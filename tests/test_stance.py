@@ -80,6 +80,16 @@ TABLE = [
      "live-cells-in-processed-product", "promoted"),
     ("Channel 5 investigates stem cell ads that claim a 90 percent success rate.", "unsupported-efficacy",
      "cautionary"),
+    ("In my practice the response rate to stem cell infusions has been 85 percent, and I believe it works.",
+     "unsupported-efficacy", "promoted"),
+    ("She tells us the stem cells Dr. Ruiz injected would become new cartilage in her knee.",
+     "tissue-replacement-myth", "promoted"),
+    ("Many people ask us whether stem cell injections can regrow the cartilage in their knees.",
+     "cartilage-regrowth", "reported"),
+    ("The lounge staff kept repeating that the stem cell drip was completely safe.", "miracle-guarantee",
+     "reported"),
+    ("A small trial led by university investigators found that stem cells helped stroke patients.", "disease-cure",
+     "reported"),
     # a clinic's own statistic is not attribution: "reported" is the patients' word
     ("Of our stem cell patients, 89% reported a 50% success rate in pain relief.", "unsupported-efficacy", "promoted"),
 ]
