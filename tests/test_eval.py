@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
 from analysis.detect import get_detector
-from analysis.evaluate import KeywordBaseline, evaluate, format_report, score
+from analysis.evaluate import KeywordBaseline, evaluate, format_report, load_corpus, score
 
 ROWS = [
     {"id": "t1", "url": "https://www.example-regen.org/autism", "lang": "en", "page_kind": "clinic",
@@ -109,3 +110,20 @@ def test_a_mistyped_label_is_an_error_not_a_silent_zero(tmp_path, line, message)
                     encoding="utf-8")
     with pytest.raises(ValueError, match=":2: " + re.escape(message)):
         evaluate(path, get_detector())
+
+
+EVAL_SETS = sorted((Path(__file__).resolve().parent.parent / "data" / "eval").glob("*.jsonl"))
+
+
+@pytest.mark.parametrize("path", EVAL_SETS, ids=[p.name for p in EVAL_SETS])
+def test_bundled_evaluation_sets_are_valid_corpora(path):
+    """`make eval` scores these: every line must pass the corpus checks, ids must be
+    unique, and every domain must be an invented example.* one."""
+    rows = load_corpus(path)
+    assert len(rows) >= 40
+    assert len({r["id"] for r in rows}) == len(rows)
+    assert all(".example" in r["url"] for r in rows), [r["url"] for r in rows if ".example" not in r["url"]]
+
+
+def test_there_are_bundled_evaluation_sets():
+    assert len(EVAL_SETS) >= 10
