@@ -28,6 +28,8 @@ POSITIVES_EN = [
     ("Stem cell therapy may help children with autism speak again.", "disease-cure"),
     ("With our regenerative cell therapy we treat more than 60 conditions.", "disease-cure"),
     ("Mesenchymal stem cell infusions for COPD and emphysema: breathe easier.", "disease-cure"),
+    # chemotherapy as the cause of the condition is no approved (blood-forming) use
+    ("Our stem cell therapy can reverse chemotherapy-induced neuropathy in weeks.", "disease-cure"),
     ("Our stem cell injections regrow the cartilage in your knee.", "cartilage-regrowth"),
     ("Bone-on-bone knees? Stem cell shots can rebuild damaged joints without surgery.", "cartilage-regrowth"),
     ("Exosome therapy restores worn hip cartilage in weeks.", "cartilage-regrowth"),
@@ -86,6 +88,7 @@ POSITIVES_EN = [
 # Near misses: no promoted claim of that category (or of any, where stated).
 NEAR_MISSES_EN = [
     ("Bone marrow transplants treat leukaemia and lymphoma in children.", "disease-cure"),
+    ("After high-dose chemotherapy, a stem cell transplant restores the blood-forming cells.", "disease-cure"),
     ("Autism affects about one child in a hundred.", "disease-cure"),
     ("We bank your baby's cord blood for a future stem cell transplant for leukemia.", "disease-cure"),
     ("Platelet-rich plasma injections relieve knee pain and we rebuild your strength with physio.",
