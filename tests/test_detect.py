@@ -28,6 +28,7 @@ POSITIVES_EN = [
     ("Stem cell therapy may help children with autism speak again.", "disease-cure"),
     ("With our regenerative cell therapy we treat more than 60 conditions.", "disease-cure"),
     ("Mesenchymal stem cell infusions for COPD and emphysema: breathe easier.", "disease-cure"),
+    ("Research shows our stem cell injections help patients walk again.", "unsupported-efficacy"),
     # chemotherapy as the cause of the condition is no approved (blood-forming) use
     ("Our stem cell therapy can reverse chemotherapy-induced neuropathy in weeks.", "disease-cure"),
     ("Our stem cell injections regrow the cartilage in your knee.", "cartilage-regrowth"),
@@ -89,6 +90,11 @@ POSITIVES_EN = [
 NEAR_MISSES_EN = [
     ("Bone marrow transplants treat leukaemia and lymphoma in children.", "disease-cure"),
     ("After high-dose chemotherapy, a stem cell transplant restores the blood-forming cells.", "disease-cure"),
+    # an appeal to research counts only when a benefit follows it
+    ("Studies show that donor stem cells rarely survive more than a few weeks after injection.",
+     "unsupported-efficacy"),
+    ("Clinics sell stem cells as permanent, but research shows the immune system clears them.",
+     "unsupported-efficacy"),
     ("Autism affects about one child in a hundred.", "disease-cure"),
     ("We bank your baby's cord blood for a future stem cell transplant for leukemia.", "disease-cure"),
     ("Platelet-rich plasma injections relieve knee pain and we rebuild your strength with physio.",
