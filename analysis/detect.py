@@ -111,14 +111,17 @@ class Detector:
         _POOL_DETECTOR = self  # inherited by forked workers; rebuilt from patterns_dir otherwise
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-        batches = _batched(pages, batch_size)
+        # A bounded queue of batches in flight, read in order: the workers always have
+        # the next batch while the first result is read, and memory stays flat on any crawl
+        # (pool.map over windows left a worker idle at the end of every window).
+        in_flight: deque = deque()
         with ctx.Pool(n_process, initializer=_init_worker, initargs=(str(self.patterns_dir),)) as pool:
-            while True:
-                window = list(itertools.islice(batches, n_process * 4))
-                if not window:
-                    break
-                for results in pool.map(_analyze_batch, [(b, batch_size) for b in window]):
-                    yield from results
+            for batch in _batched(pages, batch_size):
+                in_flight.append(pool.apply_async(_analyze_batch, ((batch, batch_size),)))
+                if len(in_flight) > n_process * 3:
+                    yield from in_flight.popleft().get()
+            while in_flight:
+                yield from in_flight.popleft().get()
 
     def _pipe(self, pages: Iterable[dict], batch_size: int) -> Iterator[PageAnalysis]:
         """English pages stream through one ``nlp.pipe``; a page in another language travels

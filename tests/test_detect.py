@@ -333,6 +333,26 @@ def test_analyze_many_keeps_order_and_languages(det):
     many = list(det.analyze_many(pages, n_process=2, batch_size=2))
     assert [a.lang for a in many] == ["en", "es", "en", "en"] * 3
     assert [[c.to_dict() for c in a.claims] for a in many] == [[c.to_dict() for c in a.claims] for a in single]
+    # more batches than the pool keeps in flight: results still come back in order
+    many = list(det.analyze_many(pages, n_process=2, batch_size=1))
+    assert [[c.to_dict() for c in a.claims] for a in many] == [[c.to_dict() for c in a.claims] for a in single]
+
+
+def test_analyze_many_with_workers_reads_pages_as_it_goes(det):
+    """A long crawl streams through the pool: only a few batches are read ahead."""
+    pulled = []
+
+    def pages():
+        for i in range(200):
+            pulled.append(i)
+            yield {"text": f"Our stem cells cure autism. Page {i}.", "url": CLINIC}
+
+    results = det.analyze_many(pages(), n_process=2, batch_size=2)
+    first = next(results)
+    assert first.claims and first.claims[0].category == "disease-cure"
+    assert len(pulled) < 40
+    assert sum(1 for _ in results) == 199
+    assert len(pulled) == 200
 
 
 def test_version_changes_with_pattern_files(tmp_path, det):
