@@ -90,6 +90,8 @@ POSITIVES_EN = [
 NEAR_MISSES_EN = [
     ("Bone marrow transplants treat leukaemia and lymphoma in children.", "disease-cure"),
     ("After high-dose chemotherapy, a stem cell transplant restores the blood-forming cells.", "disease-cure"),
+    # the patient's own cells: rejection-free is about donor cells
+    ("Because they are your own stem cells, there is no risk of rejection.", "rejection-free"),
     # an appeal to research counts only when a benefit follows it
     ("Studies show that donor stem cells rarely survive more than a few weeks after injection.",
      "unsupported-efficacy"),
@@ -178,6 +180,7 @@ NEAR_MISSES_ES = [
     ("Guardamos la sangre de cordón en nuestro banco para un trasplante futuro.",
      "live-cells-in-processed-product"),
     ("Fue un milagro encontrar estacionamiento.", "miracle-guarantee"),
+    ("Como son sus propias células madre, no hay riesgo de rechazo.", "rejection-free"),
     ("Estudios muestran que las células madre inyectadas desaparecen en pocos días.", "unsupported-efficacy"),
     ("Atendemos a 50 pacientes con enfermedades raras cada mes.", "disease-cure"),
     ("Se recupera el cartílago con cirugía artroscópica.", "cartilage-regrowth"),
