@@ -229,6 +229,10 @@ class PageIndex:
                 words = len(text.split())
                 item = 0 < words and (words <= BULLET_WORDS and len(text) < 200
                                       or words <= MARKED_ITEM_WORDS and line.startswith(BULLET_MARKS))
+            elif self._ends_line(si) and self.sentence_text(si).rstrip().endswith(":"):
+                # a paragraph's last sentence introducing the list below ("No product is
+                # authorised. Products are advertised with claims that they:")
+                heading = True
             info = self._line_info[si] = (item, heading)
         return info
 

@@ -306,6 +306,21 @@ def test_a_plain_text_heading_over_a_paragraph_names_its_condition(det, text, fl
     assert bool(claims) == flagged, [(c.text, c.sentence) for c in claims]
 
 
+# A paragraph's last sentence ending in ":" heads the list under it: its stance cues
+# speak for the items (a warning's list of claims), and so does its offer.
+PARAGRAPH_LIST_HEADS = [
+    ("No exosome product is authorised here. Shops advertise them with claims that they:\n"
+     "• treat long COVID or lupus;\n• \"reverse ageing\";\nThese exosomes come from stem cells.", "cautionary"),
+    ("Welcome to our clinic. Our stem cell therapy treats:\n• Lupus\n• Long COVID", "promoted"),
+]
+
+
+@pytest.mark.parametrize("text,stance", PARAGRAPH_LIST_HEADS)
+def test_a_sentence_ending_a_paragraph_with_a_colon_heads_the_list(det, text, stance):
+    claims = [c for c in det.analyze(text, url=CLINIC).claims if c.category == "disease-cure"]
+    assert claims and {c.stance for c in claims} == {stance}, [(c.text, c.stance) for c in claims]
+
+
 def test_one_claim_per_category_and_sentence(det):
     analysis = det.analyze("Our stem cells treat autism, Parkinson's, ALS and multiple sclerosis.", url=CLINIC)
     assert [c.category for c in analysis.claims].count("disease-cure") == 1
