@@ -61,6 +61,10 @@ TABLE = [
     # attribution words in the page's own voice are the page's claim
     ("Our practitioners believe exosomes may help the body recover from long COVID.", "disease-cure", "promoted"),
     ("Scientists believe exosomes may help the body recover from long COVID.", "disease-cure", "reported"),
+    # a marketing hedge is no attribution ("a growing body of research"); a named finding is
+    ("A growing body of research suggests our stem cells can help regenerate damaged knee cartilage.",
+     "cartilage-regrowth", "promoted"),
+    ("Research suggests stem cells can help regenerate damaged knee cartilage.", "cartilage-regrowth", "reported"),
     ("Told you're bone-on-bone? Ask about our stem cell procedure that regrows knee cartilage.",
      "cartilage-regrowth", "promoted"),
     ("No: there is no risk of rejection because umbilical stem cells are immune privileged.", "rejection-free",
