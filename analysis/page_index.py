@@ -166,6 +166,14 @@ class PageIndex:
             first += 1
         return first, end
 
+    def last_word(self, si: int) -> int:
+        """The sentence's last token that is not white space."""
+        first, end = self.facts(si)[:2]
+        doc = self.doc
+        while end - 1 > first and doc[end - 1].is_space:
+            end -= 1
+        return end - 1
+
     def is_question(self, si: int) -> bool:
         return self.sentence_text(si).rstrip().endswith("?")
 
@@ -225,7 +233,7 @@ class PageIndex:
                 text = self.sentence_text(si)
                 line = text.strip()
                 heading = bool(line) and (line.endswith(":") or line.lower() in self.headings
-                                          or self._heads_prose(si, line))
+                                          or self._heads_prose(si, line) or self._heads_bullets(si, line))
                 words = len(text.split())
                 item = 0 < words and (words <= BULLET_WORDS and len(text) < 200
                                       or words <= MARKED_ITEM_WORDS and line.startswith(BULLET_MARKS))
@@ -255,6 +263,14 @@ class PageIndex:
         # closed sentence (a list item is short and open: "Multiple sclerosis")
         return words > 0 and (not self._ends_line(si + 1) or words > BULLET_WORDS
                               or (words >= 4 and nxt.endswith((".", "!", "?"))))
+
+    def _heads_bullets(self, si: int, line: str) -> bool:
+        """A short line without closing punctuation over a bulleted line: the title of the
+        list ("Conditions we treat" over "• COPD"), as text that lost its markup shows it."""
+        if len(line) > HEADING_CHARS or line[-1] in ".,;!?" or line.startswith(BULLET_MARKS) \
+                or len(line.split()) > HEADING_WORDS or si + 1 >= self.n or si + 1 in self.outside:
+            return False
+        return self.sentence_text(si + 1).strip().startswith(BULLET_MARKS) and self._whole_line(si + 1)
 
     def heading_of(self, si: int) -> int | None:
         """The heading line a list item sits under ("Conditions we treat:" for "Autism")."""

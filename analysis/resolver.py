@@ -317,7 +317,7 @@ class ClaimResolver:
                 page.cues_in(si) + page.cues_in(heading) if heading is not None else page.cues_in(si),
                 first=first, sent_end=sent_end, is_question=question, page_kind=page_kind, opening=opening,
                 context_cues=[c for i in sorted(support) for c in page.cues_in(i)] if support else (),
-                widened=start, pattern=pid)
+                widened=start, pattern=pid, heading_end=page.last_word(heading) if heading is not None else None)
             if offer is not None and decided == "promoted":
                 # the promise is made in the offer's sentence: its negation or question counts
                 decided, cue_text = self._offer_stance(doc, page, cat, offer, page_kind)

@@ -88,7 +88,8 @@ class StanceRules:
     def decide(self, doc, category: str, start: int, end: int, cues: list[Cue], *,
                first: int, sent_end: int, is_question: bool = False, page_kind: str = "other",
                context_cues: list[Cue] = (), opening: tuple[str, int | None] | None = None,
-               widened: int | None = None, pattern: str = "") -> tuple[str | None, str]:
+               widened: int | None = None, pattern: str = "",
+               heading_end: int | None = None) -> tuple[str | None, str]:
         """(stance, cue text) for the claim at tokens [start, end); stance None: not a claim.
 
         cues: the (label, start, end) cues of the claim's sentence (and heading), without
@@ -96,7 +97,9 @@ class StanceRules:
         and end; context_cues: cues of sentences that supplied the claim's context;
         opening: the sentence's ``opening()``, when the caller has it already; widened: the
         start of the claim's text when it was widened to take in its offer words; pattern:
-        the claim's pattern id (research_does_not_excuse names categories and pattern ids).
+        the claim's pattern id (research_does_not_excuse names categories and pattern ids);
+        heading_end: the last token of the heading of a list item, whose negation denies
+        every item ("Conditions we do not treat:").
         """
         own = [c for c in cues if not (c[1] < end and c[2] > start)]
         if context_cues:
@@ -138,6 +141,8 @@ class StanceRules:
         # a negation just before the matched words, or before the offer words the claim
         # was widened to ("not able to offer stem cell therapy for diabetes")
         near = (start,) if widened is None or widened >= start else (start, widened)
+        if heading_end is not None:
+            near += (heading_end,)
         for c in (kept if NEGATION in labels else ()):
             if c[0] == NEGATION and any(c[2] <= s and s - c[2] <= self.window and not self._broken(doc, c[2], s)
                                         for s in near):

@@ -306,12 +306,18 @@ def test_a_plain_text_heading_over_a_paragraph_names_its_condition(det, text, fl
     assert bool(claims) == flagged, [(c.text, c.sentence) for c in claims]
 
 
-# A paragraph's last sentence ending in ":" heads the list under it: its stance cues
-# speak for the items (a warning's list of claims), and so does its offer.
+# A paragraph's last sentence ending in ":", or a short line over bulleted lines, heads
+# the list under it: its stance cues speak for the items (a warning's list of claims),
+# and so does its offer.
 PARAGRAPH_LIST_HEADS = [
     ("No exosome product is authorised here. Shops advertise them with claims that they:\n"
      "• treat long COVID or lupus;\n• \"reverse ageing\";\nThese exosomes come from stem cells.", "cautionary"),
     ("Welcome to our clinic. Our stem cell therapy treats:\n• Lupus\n• Long COVID", "promoted"),
+    # a short line without a colon over bulleted lines titles the list
+    ("Stem cell conditions we treat\n• Lupus\n• Long COVID\n• Kidney disease", "promoted"),
+    # the heading's negation denies every item, however far down the list
+    ("Conditions we do not treat with stem cells:\n• Lupus\n• Long COVID\n• Kidney disease", "negated"),
+    ("Stem cell conditions we do not treat\n• Lupus\n• Long COVID\n• Kidney disease", "negated"),
 ]
 
 

@@ -17,7 +17,7 @@ FDA = claim("regulatory-misrepresentation", "Our stem cell therapy is FDA approv
 CURE = claim("disease-cure", "Stem cells cure Parkinson's disease.")
 AUTISM = claim("disease-cure", "We now treat autism with stem cells.")
 GONE = claim("miracle-guarantee", "Results guaranteed or your money back.")
-FLAKY = claim("rejection-free", "No risk of rejection with your own cells.")
+FLAKY = claim("rejection-free", "No risk of rejection with donor cells.")
 CAPPED = claim("cartilage-regrowth", "Regrow cartilage in weeks.")
 
 

@@ -41,7 +41,7 @@ FDA = "Our stem cell therapy is FDA approved."
 CURE = "Stem cell injections cure Parkinson's disease."
 AUTISM = "We now treat autism with stem cell infusions."
 GUARANTEE = "Stem cell results guaranteed or your money back!"
-REJECTION = "Our stem cell treatment carries no risk of rejection because we use your own cells."
+REJECTION = "Our donor stem cell treatment carries no risk of rejection, so no matching is needed."
 CARTILAGE = "Stem cells regrow cartilage in your knee without surgery."
 
 

@@ -82,7 +82,7 @@ def test_unchanged_claims_keep_their_row_ids(fresh_db):
     fresh_db.add_analyses([(1, PageAnalysis(claims=[CURE, FDA], detector_version="v2"))])
     assert {r["sentence"]: r["id"] for r in fresh_db.db.query("select id, sentence from claims")} == ids
     # a new claim listed before the kept ones takes a fresh id, not theirs
-    new = claim("rejection-free", "No risk of rejection with your own cells.")
+    new = claim("rejection-free", "No risk of rejection with donor cells.")
     fresh_db.add_analyses([(1, PageAnalysis(claims=[new, CURE, FDA], detector_version="v3"))])
     now = {r["sentence"]: r["id"] for r in fresh_db.db.query("select id, sentence from claims")}
     assert {s: now[s] for s in ids} == ids and now[new.sentence] not in ids.values()
@@ -110,7 +110,7 @@ def test_review_command_by_id_and_key(fresh_db, db_path):
 def test_a_batch_of_pages_keeps_ids_and_takes_each_pages_last_analysis(fresh_db):
     crawl_with(fresh_db, {"/": [FDA], "/b": [CURE]})
     before = {r["url"]: r["id"] for r in fresh_db.db.query("select id, url from claims")}
-    new = claim("rejection-free", "No risk of rejection with your own cells.")
+    new = claim("rejection-free", "No risk of rejection with donor cells.")
     written = fresh_db.add_analyses([
         (1, PageAnalysis(claims=[new, FDA], detector_version="v2")),
         (2, PageAnalysis(claims=[CURE, new], detector_version="v2")),
