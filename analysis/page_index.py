@@ -249,8 +249,7 @@ class PageIndex:
         of prose: a heading in text that has lost its markup ("Alzheimer's Disease" over
         "Stem cell therapy can improve memory."), as scanned text files and pages whose
         headings are styled paragraphs are."""
-        if len(line) > HEADING_CHARS or line[-1] in ".,;" or not line[0].isupper() \
-                or len(line.split()) > HEADING_WORDS or si + 1 >= self.n or si + 1 in self.outside:
+        if line[-1] in ".,;" or not line[0].isupper() or not self._title_form(si, line):
             return False
         if si > 0 and si - 1 not in self.outside and self._whole_line(si - 1):
             prev = self.sentence_text(si - 1)
@@ -267,10 +266,14 @@ class PageIndex:
     def _heads_bullets(self, si: int, line: str) -> bool:
         """A short line without closing punctuation over a bulleted line: the title of the
         list ("Conditions we treat" over "• COPD"), as text that lost its markup shows it."""
-        if len(line) > HEADING_CHARS or line[-1] in ".,;!?" or line.startswith(BULLET_MARKS) \
-                or len(line.split()) > HEADING_WORDS or si + 1 >= self.n or si + 1 in self.outside:
+        if line[-1] in ".,;!?" or line.startswith(BULLET_MARKS) or not self._title_form(si, line):
             return False
         return self.sentence_text(si + 1).strip().startswith(BULLET_MARKS) and self._whole_line(si + 1)
+
+    def _title_form(self, si: int, line: str) -> bool:
+        """Short enough for a heading found by its form alone, with a sentence after it."""
+        return len(line) <= HEADING_CHARS and len(line.split()) <= HEADING_WORDS \
+            and si + 1 < self.n and si + 1 not in self.outside
 
     def heading_of(self, si: int) -> int | None:
         """The heading line a list item sits under ("Conditions we treat:" for "Autism")."""
