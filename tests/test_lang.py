@@ -52,3 +52,15 @@ def test_long_words_still_reach_the_counted_words(guesser):
 def test_non_ascii_text_counts_the_same_words(guesser):
     assert guesser.guess("Ésta es la clínica: los médicos y las células del centro.") == "es"
     assert guesser.guess("İstanbul: the clinic and the doctors of the city.") == "en"
+
+
+@pytest.mark.parametrize("text", [
+    "• Home\n© 2026 The Clinic — all rights reserved",  # only marks and symbols beyond ASCII
+    "¿Qué es? Las CÉLULAS madre—más aquí•ok ÉL\u00a0dijo",  # non-ASCII letters: split again
+    "x²y and ½ of naïve café_au 12lait",  # a superscript digit is a word character; ½ too
+    "plain ascii, with digits 1234 and under_scores",
+])
+def test_first_words_are_the_regex_words(guesser, text):
+    # _first_words takes faster paths by text; each must find what the plain regex finds
+    from analysis.lang import _WORD
+    assert guesser._first_words(text)[0] == [w.lower().encode() for w in _WORD.findall(text)]

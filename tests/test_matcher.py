@@ -86,3 +86,22 @@ def test_a_weak_phrase_holding_a_negation_stays_page_wide(tmp_path, det):
     with open(patterns / "context_en.jsonl", "a", encoding="utf-8") as f:
         f.write('{"label": "cue:treat-weak", "pattern": "no-needle protocol", "id": "test-weak"}\n')
     assert "cue:treat-weak" not in sentence_cue_labels(nlp, patterns, "en")
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_the_detector_tokenises_as_spacy_blank_does(det, lang):
+    # Its tokenizer drops the white-space special cases (detect.drop_whitespace_special_cases)
+    # so that spaCy keeps caching after a newline; the tokens must stay the same.
+    texts = ["Stem cells\ncure autism.\n\nBook now!", "Line one\r\nline\ttwo\u00a0three  four \n",
+             "We don't  claim\n- it can't regrow\tcartilage, e.g. in knees.\n \n",
+             "Las células madre\ncuran el autismo al 90%.\n\n¡Reserve hoy!", "\n", " \t\n x"]
+    blank = spacy.blank(lang)
+    ours = det.nlps[lang]
+    assert not [orth for orth in ours.tokenizer.rules if orth.isspace()]
+    assert [orth for orth in blank.tokenizer.rules if orth.isspace()], "spaCy no longer has them: drop the workaround"
+    for text in texts:
+        if lang == "es":  # the Spanish pipeline also splits "90%" (build_pipeline)
+            text = text.replace("90%", "90 %")
+        mine = [(t.text, t.whitespace_) for t in ours.make_doc(text)]
+        theirs = [(t.text, t.whitespace_) for t in blank.make_doc(text)]
+        assert mine == theirs, text
