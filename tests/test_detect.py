@@ -26,6 +26,7 @@ POSITIVES_EN = [
     ("Our umbilical stem cell protocol halts the progression of multiple sclerosis.", "disease-cure"),
     ("Parkinson's treatment with exosomes is now available at Example Regen Clinic.", "disease-cure"),
     ("Stem cell therapy may help children with autism speak again.", "disease-cure"),
+    ("Our cord stem cell protocol helps so many kids on the spectrum finally catch up.", "disease-cure"),
     ("With our regenerative cell therapy we treat more than 60 conditions.", "disease-cure"),
     ("Mesenchymal stem cell infusions for COPD and emphysema: breathe easier.", "disease-cure"),
     ("Research shows our stem cell injections help patients walk again.", "unsupported-efficacy"),

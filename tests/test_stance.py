@@ -90,6 +90,10 @@ TABLE = [
      "tissue-replacement-myth", "promoted"),
     ("Many people ask us whether stem cell injections can regrow the cartilage in their knees.",
      "cartilage-regrowth", "reported"),
+    # third-party advertising is a warning's subject, not the page's promise
+    ("You may have seen ads promising that stem cell injections can regrow cartilage.", "cartilage-regrowth",
+     "cautionary"),
+    ("Websites claiming that stem cells cure autism rarely cite a trial.", "disease-cure", "cautionary"),
     ("The lounge staff kept repeating that the stem cell drip was completely safe.", "miracle-guarantee",
      "reported"),
     ("A small trial led by university investigators found that stem cells helped stroke patients.", "disease-cure",
