@@ -23,8 +23,9 @@ OFFER = "stance:offer"
 AFFIRM = "stance:affirm"
 TESTIMONIAL = "stance:testimonial"
 OWN_VOICE = "stance:own-voice"  # the page attributing to itself: "we believe", "ask about our"
+IDIOM = "stance:idiom"  # phrases whose words are no stance cue: "claim your", "say goodbye to"
 # Cues that still count when they sit in a sentence that only supplied the claim's context.
-CONTEXT_LABELS = frozenset({STRONG_NEGATION, CAUTION, REPORTING, RESEARCH, OWN_VOICE})
+CONTEXT_LABELS = frozenset({STRONG_NEGATION, CAUTION, REPORTING, RESEARCH, OWN_VOICE, IDIOM})
 # Voices that make attribution and research words the page's own, not someone else's.
 _OWN_VOICES = frozenset({TESTIMONIAL, OWN_VOICE})
 _NEGATIONS = frozenset({NEGATION, STRONG_NEGATION})
@@ -37,6 +38,13 @@ class Cue(NamedTuple):
     label: str
     start: int  # token offsets
     end: int
+
+
+def without_idioms(cues: list[Cue]) -> list[Cue]:
+    """The cues that are neither an idiom nor inside one's words: "claim" in "Claim your
+    free consultation" reports nothing, "say" in "say goodbye to knee pain" neither."""
+    spans = [(c[1], c[2]) for c in cues if c[0] == IDIOM]
+    return [c for c in cues if c[0] != IDIOM and not any(a <= c[1] and c[2] <= b for a, b in spans)]
 
 
 def _inside_other_cues(cues: list[Cue]):
@@ -106,6 +114,9 @@ class StanceRules:
             own += [c for c in context_cues if c[0] in CONTEXT_LABELS]
         opener, conceded = self.opening(doc, first, sent_end) if opening is None else opening
         labels = {c[0] for c in own}
+        if IDIOM in labels:
+            own = without_idioms(own)
+            labels = {c[0] for c in own}
         kept = own
         if not labels.isdisjoint(_NEGATIONS):  # only negations are ever set aside
             covered = _inside_other_cues(own)
@@ -169,7 +180,7 @@ class StanceRules:
         question stays no claim."""
         if is_question or first >= sent_end or doc[first].lower_ in self.sentence_negators:
             return None, "question"
-        if any(c[0] in _ANSWER_DOUBTS for c in cues):
+        if any(c[0] in _ANSWER_DOUBTS for c in without_idioms(cues)):
             return None, "question"
         if not (affirms or doc[first].lower_ in self.affirmative_answers):
             return None, "question"

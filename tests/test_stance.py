@@ -90,6 +90,13 @@ TABLE = [
      "tissue-replacement-myth", "promoted"),
     ("Many people ask us whether stem cell injections can regrow the cartilage in their knees.",
      "cartilage-regrowth", "reported"),
+    # calls to action whose words are no cue (stance:idiom): "claim", "say" report nothing here
+    ("Claim your free consultation and learn how our stem cell injections regrow cartilage.",
+     "cartilage-regrowth", "promoted"),
+    ("Say goodbye to knee pain: our stem cell injections regrow cartilage.", "cartilage-regrowth", "promoted"),
+    ("Before you say yes to a knee replacement, see how our stem cells help your body regrow cartilage.",
+     "cartilage-regrowth", "promoted"),
+    ("They claim your cartilage will regrow after stem cell injections.", "cartilage-regrowth", "reported"),
     # third-party advertising is a warning's subject, not the page's promise
     ("You may have seen ads promising that stem cell injections can regrow cartilage.", "cartilage-regrowth",
      "cautionary"),
