@@ -31,6 +31,9 @@ class PageKindScorer:
         self.url_rules = [(r["kind"], r.get("part", "url"), re.compile(r["pattern"], re.I), r["weight"])
                           for r in cfg["url"]]
         self.title_rules = [(r["kind"], re.compile(r["pattern"]), r["weight"]) for r in cfg["title"]]
+        # regexes on the lines at the top of the text (a byline), for pages read as text
+        self.line_rules = [(r["kind"], re.compile(r["pattern"], re.M), r["weight"]) for r in cfg.get("lines", [])]
+        self.lines_within = cfg.get("lines_within", 1500)
         # URL rules on the whole URL or its path, in file order (host rules: _host_scores)
         self._url_path_rules = [(kind, part == "url", rx, weight) for kind, part, rx, weight in self.url_rules
                                 if part != "host"]
@@ -41,7 +44,7 @@ class PageKindScorer:
             raise ValueError(f"{config_path}: unknown page kinds {sorted(unknown)}")
 
     def scores(self, phrase_hits: dict[str, set[str]], url: str = "", title: str = "",
-               cues: dict | None = None) -> dict[str, float]:
+               cues: dict | None = None, text: str = "") -> dict[str, float]:
         """phrase_hits: kind -> distinct cue phrases (lower-cased) found in the text."""
         scores = dict.fromkeys(PAGE_KINDS, 0.0)
         for kind, phrases in phrase_hits.items():
@@ -54,6 +57,11 @@ class PageKindScorer:
         if title:
             for kind, rx, weight in self.title_rules:
                 if rx.search(title):
+                    scores[kind] += weight
+        if text and self.line_rules:
+            top = text[:self.lines_within]
+            for kind, rx, weight in self.line_rules:
+                if rx.search(top):
                     scores[kind] += weight
         if cues:
             for key, rule in self.structured.items():
@@ -75,8 +83,8 @@ class PageKindScorer:
         """Host rules, cached: a crawl visits many pages of few sites."""
         return [(kind, weight) for kind, part, rx, weight in self.url_rules if part == "host" and rx.search(host)]
 
-    def kind(self, phrase_hits, url="", title="", cues=None) -> str:
-        scores = self.scores(phrase_hits, url, title, cues)
+    def kind(self, phrase_hits, url="", title="", cues=None, text="") -> str:
+        scores = self.scores(phrase_hits, url, title, cues, text)
         best = max(scores, key=scores.get)
         return best if scores[best] >= self.min_score else "other"
 

@@ -180,7 +180,7 @@ class ClaimResolver:
             for label, pid in meaning.claims:
                 candidates.append((start, end, label, pid))
         page_kind = doc.user_data[KIND] = self.kinds.kind(kind_hits, meta.get("url", ""), meta.get("title", ""),
-                                                          meta.get("cues"))
+                                                          meta.get("cues"), meta.get("text", ""))
         kept = []
         if candidates:
             labels = {c[0] for c in cues} | self.sentence_labels  # those count as present

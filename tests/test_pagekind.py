@@ -112,3 +112,19 @@ def test_an_abstract_and_a_spanish_newspaper_are_recognised(det):
     assert det.analyze(abstract, url="https://www.example.net/knee-trial").page_kind == "academic"
     assert det.analyze("Familias denuncian a una clínica de células madre.",
                        url="https://www.diariodelnorte.example.com/salud/clinica").page_kind == "news"
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("Can lab-grown cells replace what Parkinson's destroys?\nBy Priya Anand\nTwelve people received cells.", "news"),
+    ("Trial update\nBy Dr. Henrik Aalto, Health Reporter\nThe study continues.", "news"),
+    ("Stem cells for knees\nby appointment only\nCall us.", "other"),  # lower-case "by": no byline
+    ("Our clinic, run By Design Studio, opened in May.", "other"),  # mid-line: no byline
+])
+def test_a_byline_line_marks_an_article_read_as_text(scorer, text, kind):
+    bonus = scorer.scores({}, "", "", None, text)["news"]
+    assert (bonus > 0) == (kind == "news")
+
+
+def test_newspaper_names_in_the_host_make_news(scorer):
+    assert scorer.kind({}, "https://www.metrochronicle.example.net/health/cell-trial") == "news"
+    assert scorer.kind({}, "https://www.valley-courier.example.com/local/clinic-opens") == "news"
