@@ -97,6 +97,8 @@ TABLE = [
     ("Before you say yes to a knee replacement, see how our stem cells help your body regrow cartilage.",
      "cartilage-regrowth", "promoted"),
     ("They claim your cartilage will regrow after stem cell injections.", "cartilage-regrowth", "reported"),
+    ("The coordinator assured us the stem cell injection would cure his COPD.", "disease-cure", "reported"),
+    ("Rest assured, our stem cell therapy can help your COPD.", "disease-cure", "promoted"),
     # third-party advertising is a warning's subject, not the page's promise
     ("You may have seen ads promising that stem cell injections can regrow cartilage.", "cartilage-regrowth",
      "cautionary"),
