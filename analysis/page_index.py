@@ -19,6 +19,7 @@ HEADING_LOOKBACK = 40  # lines: how far above a list item its heading may stand
 BULLET_WORDS = 12  # a list item holds at most this many words ...
 MARKED_ITEM_WORDS = 40  # ... or this many after a bullet mark ("- ", "• ", "* ")
 BULLET_MARKS = ("- ", "• ", "* ", "· ", "– ", "▪ ", "◦ ")
+BREADCRUMB_MARKS = (" > ", " › ", " » ")  # two on one line make a trail of links ("/" also separates alternatives)
 HEADING_WORDS, HEADING_CHARS = 8, 80  # a heading line found by its form alone is at most this long
 NEXT_OFFER_SENTENCES = 3  # rule option next: how far after a condition its offer may stand
 STANCE_PREFIX = "stance:"
@@ -83,6 +84,7 @@ class PageIndex:
         self.headings_of: list = [MISSING] * self.n  # heading_of answers, read directly by the resolver
         self._facts: list[tuple | None] = [None] * self.n
         self.answers: dict[tuple[int, int], object] = {}
+        self._breadcrumbs: dict[int, bool] = {}
 
     # sentences
     def sentences_of(self, tokens: list[int]) -> list[int]:
@@ -292,6 +294,18 @@ class PageIndex:
                         break
                     j -= 1
             self.headings_of[si] = found
+        return found
+
+    def is_breadcrumb(self, si: int) -> bool:
+        """The sentence's line is a trail of links ("Living with MS > Treatments > Stem
+        cells"): navigation, whose words promise nothing."""
+        found = self._breadcrumbs.get(si)
+        if found is None:
+            text = self.text
+            a = text.rfind("\n", 0, self.bounds[si] + 1) + 1
+            b = text.find("\n", self.bounds[si + 1] - 1)
+            line = text[a:b if b >= 0 else len(text)]
+            found = self._breadcrumbs[si] = any(line.count(mark) >= 2 for mark in BREADCRUMB_MARKS)
         return found
 
     def is_label(self, si: int, start: int, end: int, max_extra: int = 3) -> bool:

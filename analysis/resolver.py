@@ -274,6 +274,8 @@ class ClaimResolver:
             kept = best.get((cat, si))
             if kept is not None and kept[4][0] == "promoted":
                 continue  # one claim per category and sentence
+            if page.is_breadcrumb(si):
+                continue  # navigation ("Living with MS > Treatments > Stem cells")
             opts = options.get(pid)
             start = c_start
             if opts is not None:  # most patterns have no options

@@ -27,6 +27,9 @@ POSITIVES_EN = [
     ("Parkinson's treatment with exosomes is now available at Example Regen Clinic.", "disease-cure"),
     ("Stem cell therapy may help children with autism speak again.", "disease-cure"),
     ("Our cord stem cell protocol helps so many kids on the spectrum finally catch up.", "disease-cure"),
+    ("Trail: Home › Conditions › Autism\nOur stem cells treat autism / ADHD / cerebral palsy.", "disease-cure"),
+    ("We place concentrated cells from your own marrow into the knee, where they rebuild cartilage.",
+     "cartilage-regrowth"),
     ("With our regenerative cell therapy we treat more than 60 conditions.", "disease-cure"),
     ("Mesenchymal stem cell infusions for COPD and emphysema: breathe easier.", "disease-cure"),
     ("Research shows our stem cell injections help patients walk again.", "unsupported-efficacy"),
@@ -90,6 +93,13 @@ POSITIVES_EN = [
 # Near misses: no promoted claim of that category (or of any, where stated).
 NEAR_MISSES_EN = [
     ("Bone marrow transplants treat leukaemia and lymphoma in children.", "disease-cure"),
+    # navigation: a trail of links names conditions and treatments but promises nothing
+    ("Living with MS > Treatments > Stem cell treatment for MS\nWhat we know", "disease-cure"),
+    # a donor drive: "become a stem cell donor" is no cell turning into tissue
+    ("Become a Stem Cell Donor\nThousands of people with blood cancers need a stem cell transplant.",
+     "tissue-replacement-myth"),
+    # reading or hearing a claim is reporting it
+    ("You may read that cord blood stem cells can treat autism; no benefit has been established.", "disease-cure"),
     ("After high-dose chemotherapy, a stem cell transplant restores the blood-forming cells.", "disease-cure"),
     # the patient's own cells: rejection-free is about donor cells
     ("Because they are your own stem cells, there is no risk of rejection.", "rejection-free"),
