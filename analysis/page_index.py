@@ -23,6 +23,7 @@ BREADCRUMB_MARKS = (" > ", " › ", " » ")  # two on one line make a trail of l
 HEADING_WORDS, HEADING_CHARS = 8, 80  # a heading line found by its form alone is at most this long
 NEXT_OFFER_SENTENCES = 3  # rule option next: how far after a condition its offer may stand
 STANCE_PREFIX = "stance:"
+LIST_INTRO = "cue:list-intro"  # words that introduce a list ("We treat"): the line heads it
 _NONE: frozenset = frozenset()
 MISSING = object()  # not in a cache (None is an answer)
 
@@ -235,7 +236,8 @@ class PageIndex:
                 text = self.sentence_text(si)
                 line = text.strip()
                 heading = bool(line) and (line.endswith(":") or line.lower() in self.headings
-                                          or self._heads_prose(si, line) or self._heads_bullets(si, line))
+                                          or self._heads_prose(si, line) or self._heads_bullets(si, line)
+                                          or self._introduces_list(si, line))
                 words = len(text.split())
                 item = 0 < words and (words <= BULLET_WORDS and len(text) < 200
                                       or words <= MARKED_ITEM_WORDS and line.startswith(BULLET_MARKS))
@@ -271,6 +273,15 @@ class PageIndex:
         if line[-1] in ".,;!?" or line.startswith(BULLET_MARKS) or not self._title_form(si, line):
             return False
         return self.sentence_text(si + 1).strip().startswith(BULLET_MARKS) and self._whole_line(si + 1)
+
+    def _introduces_list(self, si: int, line: str) -> bool:
+        """A short unpunctuated line ending in words that introduce a list ("We treat",
+        "Conditions we treat": cue:list-intro) over a line of its own: the title of a list
+        whose items carry no bullets, as extracted HTML lists show them."""
+        if line[-1] in ".,;!?" or not self._title_form(si, line):
+            return False
+        cue = self.by_label(LIST_INTRO).get(si)
+        return cue is not None and cue[2] - 1 == self.last_word(si) and self._whole_line(si + 1)
 
     def _title_form(self, si: int, line: str) -> bool:
         """Short enough for a heading found by its form alone, with a sentence after it."""

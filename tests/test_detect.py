@@ -329,7 +329,15 @@ PARAGRAPH_LIST_HEADS = [
     # the heading's negation denies every item, however far down the list
     ("Conditions we do not treat with stem cells:\n• Lupus\n• Long COVID\n• Kidney disease", "negated"),
     ("Stem cell conditions we do not treat\n• Lupus\n• Long COVID\n• Kidney disease", "negated"),
+    # words that introduce a list ("We treat") title items that carry no bullets
+    ("Mesenchymal stem cells calm the immune system.\nWe treat\nLupus\nRheumatoid arthritis", "promoted"),
 ]
+
+
+def test_an_unbulleted_list_needs_words_that_introduce_it(det):
+    # "Our team" is a short line over short lines, as a list's title is, but introduces nothing
+    text = "Mesenchymal stem cells calm the immune system.\nOur team\nLupus Foundation liaison\nRheumatology nurse"
+    assert not [c for c in det.analyze(text, url=CLINIC).claims if c.category == "disease-cure"]
 
 
 @pytest.mark.parametrize("text,stance", PARAGRAPH_LIST_HEADS)

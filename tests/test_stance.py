@@ -99,6 +99,8 @@ TABLE = [
     ("They claim your cartilage will regrow after stem cell injections.", "cartilage-regrowth", "reported"),
     ("The coordinator assured us the stem cell injection would cure his COPD.", "disease-cure", "reported"),
     ("Rest assured, our stem cell therapy can help your COPD.", "disease-cure", "promoted"),
+    ("If you are living with heart failure, ask us whether you are a candidate for our stem cell protocol.",
+     "disease-cure", "promoted"),
     ("Clinics may tell you the stem cells will grow into new nerve tissue.", "tissue-replacement-myth",
      "cautionary"),
     # third-party advertising is a warning's subject, not the page's promise
