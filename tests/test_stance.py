@@ -99,6 +99,9 @@ TABLE = [
     ("They claim your cartilage will regrow after stem cell injections.", "cartilage-regrowth", "reported"),
     ("The coordinator assured us the stem cell injection would cure his COPD.", "disease-cure", "reported"),
     ("Rest assured, our stem cell therapy can help your COPD.", "disease-cure", "promoted"),
+    # a press release is the company speaking: its announcement is its own claim
+    ("Example Cell Institute today announced that its cord-tissue protocol has helped 300 children with autism.",
+     "disease-cure", "promoted"),
     ("If you are living with heart failure, ask us whether you are a candidate for our stem cell protocol.",
      "disease-cure", "promoted"),
     ("Clinics may tell you the stem cells will grow into new nerve tissue.", "tissue-replacement-myth",
