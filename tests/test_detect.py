@@ -28,6 +28,9 @@ POSITIVES_EN = [
     ("Stem cell therapy may help children with autism speak again.", "disease-cure"),
     ("Our cord stem cell protocol helps so many kids on the spectrum finally catch up.", "disease-cure"),
     ("Trail: Home › Conditions › Autism\nOur stem cells treat autism / ADHD / cerebral palsy.", "disease-cure"),
+    # an outcome guarantee: treatment again or money back if it does not work
+    ("Our stem cell protocol: no clear improvement in six months and we re-treat you at no charge.",
+     "miracle-guarantee"),
     ("We place concentrated cells from your own marrow into the knee, where they rebuild cartilage.",
      "cartilage-regrowth"),
     ("With our regenerative cell therapy we treat more than 60 conditions.", "disease-cure"),
@@ -92,6 +95,8 @@ POSITIVES_EN = [
 
 # Near misses: no promoted claim of that category (or of any, where stated).
 NEAR_MISSES_EN = [
+    # a cancellation policy refunds a deposit, not an outcome
+    ("Stem cell appointments: cancel 48 hours ahead and we refund your deposit.", "miracle-guarantee"),
     ("Bone marrow transplants treat leukaemia and lymphoma in children.", "disease-cure"),
     # navigation: a trail of links names conditions and treatments but promises nothing
     ("Living with MS > Treatments > Stem cell treatment for MS\nWhat we know", "disease-cure"),
