@@ -103,6 +103,8 @@ NEAR_MISSES_EN = [
     # a donor drive: "become a stem cell donor" is no cell turning into tissue
     ("Become a Stem Cell Donor\nThousands of people with blood cancers need a stem cell transplant.",
      "tissue-replacement-myth"),
+    # what people mean by a phrase reports their words ("let's talk about" would not)
+    ("There are two things people mean when they talk about stem cell treatment for MS.", "disease-cure"),
     # reading or hearing a claim is reporting it
     ("You may read that cord blood stem cells can treat autism; no benefit has been established.", "disease-cure"),
     ("After high-dose chemotherapy, a stem cell transplant restores the blood-forming cells.", "disease-cure"),
@@ -165,6 +167,10 @@ def test_every_category_has_a_positive_and_a_near_miss():
 
 
 POSITIVES_ES = [
+    ("Nuestro tratamiento con células madre ayuda a que el cartílago desgastado de la rodilla vuelva a crecer.",
+     "cartilage-regrowth"),
+    ("Cientos de pacientes con Parkinson son la prueba de que nuestro tratamiento con células madre funciona.",
+     "unsupported-efficacy"),
     ("Nuestro tratamiento con células madre detiene el avance del autismo.", "disease-cure"),
     ("Terapia con células madre mesenquimales para la esclerosis múltiple en nuestra clínica.", "disease-cure"),
     ("Las células madre regeneran el cartílago de su rodilla sin cirugía.", "cartilage-regrowth"),
@@ -190,6 +196,9 @@ POSITIVES_ES = [
      "recuperan la movilidad.", "disease-cure"),
 ]
 NEAR_MISSES_ES = [
+    # a regulator describing what such businesses advertise
+    ("Estos establecimientos de células madre suelen anunciar curas milagrosas y resultados garantizados.",
+     "miracle-guarantee"),
     ("El trasplante de médula ósea trata la leucemia y el linfoma.", "disease-cure"),
     ("El autismo afecta a uno de cada cien niños.", "disease-cure"),
     ("El cartílago no vuelve a crecer: las células madre no regeneran el cartílago.", "cartilage-regrowth"),

@@ -99,6 +99,8 @@ TABLE = [
     ("They claim your cartilage will regrow after stem cell injections.", "cartilage-regrowth", "reported"),
     ("The coordinator assured us the stem cell injection would cure his COPD.", "disease-cure", "reported"),
     ("Rest assured, our stem cell therapy can help your COPD.", "disease-cure", "promoted"),
+    ("Let's talk about how our stem cell therapy can help your COPD.", "disease-cure", "promoted"),
+    ("Hundreds of our patients are the proof that our stem cell protocols work.", "unsupported-efficacy", "promoted"),
     # a press release is the company speaking: its announcement is its own claim
     ("Example Cell Institute today announced that its cord-tissue protocol has helped 300 children with autism.",
      "disease-cure", "promoted"),
