@@ -20,6 +20,7 @@ BULLET_WORDS = 12  # a list item holds at most this many words ...
 MARKED_ITEM_WORDS = 40  # ... or this many after a bullet mark ("- ", "• ", "* ")
 BULLET_MARKS = ("- ", "• ", "* ", "· ", "– ", "▪ ", "◦ ")
 BREADCRUMB_MARKS = (" > ", " › ", " » ")  # two on one line make a trail of links ("/" also separates alternatives)
+BREADCRUMB_CHARS = 200  # a trail of links is at most this long
 HEADING_WORDS, HEADING_CHARS = 8, 80  # a heading line found by its form alone is at most this long
 NEXT_OFFER_SENTENCES = 3  # rule option next: how far after a condition its offer may stand
 STANCE_PREFIX = "stance:"
@@ -312,11 +313,15 @@ class PageIndex:
         cells"): navigation, whose words promise nothing."""
         found = self._breadcrumbs.get(si)
         if found is None:
-            text = self.text
-            a = text.rfind("\n", 0, self.bounds[si] + 1) + 1
-            b = text.find("\n", self.bounds[si + 1] - 1)
-            line = text[a:b if b >= 0 else len(text)]
-            found = self._breadcrumbs[si] = any(line.count(mark) >= 2 for mark in BREADCRUMB_MARKS)
+            found = False
+            sentence = self.sentence_text(si)  # a trail has no sentence ends: it is one sentence
+            if any(mark in sentence for mark in BREADCRUMB_MARKS):
+                text = self.text
+                a = text.rfind("\n", 0, self.bounds[si] + 1) + 1
+                b = text.find("\n", self.bounds[si + 1] - 1)
+                line = text[a:b if b >= 0 else len(text)]
+                found = len(line) <= BREADCRUMB_CHARS and any(line.count(mark) >= 2 for mark in BREADCRUMB_MARKS)
+            self._breadcrumbs[si] = found
         return found
 
     def is_label(self, si: int, start: int, end: int, max_extra: int = 3) -> bool:
