@@ -28,6 +28,10 @@ POSITIVES_EN = [
     ("Stem cell therapy may help children with autism speak again.", "disease-cure"),
     ("Our cord stem cell protocol helps so many kids on the spectrum finally catch up.", "disease-cure"),
     ("Trail: Home › Conditions › Autism\nOur stem cells treat autism / ADHD / cerebral palsy.", "disease-cure"),
+    ("Umbilical cells do not provoke an immune response, so any patient can receive them.", "rejection-free"),
+    ("Our stem cell therapy for dogs: 8 out of 10 dogs are noticeably more active within 30 days.",
+     "unsupported-efficacy"),
+    ("Stem cell therapy: 9 in 10 patients improve after one infusion.", "unsupported-efficacy"),
     # an outcome guarantee: treatment again or money back if it does not work
     ("Our stem cell protocol: no clear improvement in six months and we re-treat you at no charge.",
      "miracle-guarantee"),
@@ -95,6 +99,8 @@ POSITIVES_EN = [
 
 # Near misses: no promoted claim of that category (or of any, where stated).
 NEAR_MISSES_EN = [
+    # a prevalence is no success rate
+    ("Stem cells are studied widely; 1 in 10 adults has arthritis.", "unsupported-efficacy"),
     # a cancellation policy refunds a deposit, not an outcome
     ("Stem cell appointments: cancel 48 hours ahead and we refund your deposit.", "miracle-guarantee"),
     ("Bone marrow transplants treat leukaemia and lymphoma in children.", "disease-cure"),
