@@ -32,6 +32,9 @@ POSITIVES_EN = [
     ("Our stem cell therapy for dogs: 8 out of 10 dogs are noticeably more active within 30 days.",
      "unsupported-efficacy"),
     ("Stem cell therapy: 9 in 10 patients improve after one infusion.", "unsupported-efficacy"),
+    ("Our Longevity stem cell infusion resets your biological clock: clients are ageing in reverse.",
+     "miracle-guarantee"),
+    ("Side effects? None: in 6,000 stem cell procedures we have not seen a single complication.", "miracle-guarantee"),
     # an outcome guarantee: treatment again or money back if it does not work
     ("Our stem cell protocol: no clear improvement in six months and we re-treat you at no charge.",
      "miracle-guarantee"),
@@ -99,6 +102,8 @@ POSITIVES_EN = [
 
 # Near misses: no promoted claim of that category (or of any, where stated).
 NEAR_MISSES_EN = [
+    # an age limit is no youth claim
+    ("Stem cell donors must be younger than 60.", "miracle-guarantee"),
     # a prevalence is no success rate
     ("Stem cells are studied widely; 1 in 10 adults has arthritis.", "unsupported-efficacy"),
     # a cancellation policy refunds a deposit, not an outcome

@@ -108,6 +108,8 @@ TABLE = [
      "disease-cure", "promoted"),
     ("Clinics may tell you the stem cells will grow into new nerve tissue.", "tissue-replacement-myth",
      "cautionary"),
+    ("Shipments came with websites promoting stem cell extracts for the treatment of COVID-19.", "disease-cure",
+     "cautionary"),
     # third-party advertising is a warning's subject, not the page's promise
     ("You may have seen ads promising that stem cell injections can regrow cartilage.", "cartilage-regrowth",
      "cautionary"),
