@@ -35,6 +35,12 @@ CASES = [
      "Questions to ask before any treatment: ask your doctor whether the product is approved. "
      "Our resources help families make an informed decision."),
     ("other", "", "The weather was pleasant and the train arrived on time."),
+    # read as text: a structured abstract, and an agency's advisory
+    ("academic", "https://www.example-university.org/ortho/research/allografts",
+     "Original Research\nPurpose: We measured cell viability in commercial allografts.\n"
+     "Methods: Twelve lots were thawed.\nConclusion: None contained viable cells."),
+    ("regulator", "https://www.example-agency.org/advisories/stem-cells",
+     "Public Advisory\nThe Agency is reminding the public that no stem cell treatments are authorized."),
 ]
 
 

@@ -110,6 +110,8 @@ TABLE = [
      "cautionary"),
     ("Shipments came with websites promoting stem cell extracts for the treatment of COVID-19.", "disease-cure",
      "cautionary"),
+    ("We are aware of clinics advertising stem cell injections for multiple sclerosis.", "disease-cure",
+     "cautionary"),
     # third-party advertising is a warning's subject, not the page's promise
     ("You may have seen ads promising that stem cell injections can regrow cartilage.", "cartilage-regrowth",
      "cautionary"),
