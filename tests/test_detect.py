@@ -35,6 +35,12 @@ POSITIVES_EN = [
     ("Our Longevity stem cell infusion resets your biological clock: clients are ageing in reverse.",
      "miracle-guarantee"),
     ("Side effects? None: in 6,000 stem cell procedures we have not seen a single complication.", "miracle-guarantee"),
+    ("Cord cells carry none of the markers the immune system uses, so rejection simply cannot occur.",
+     "rejection-free"),
+    # the product named under an earlier heading still counts a few sentences on
+    ("We use mesenchymal stem cells from donor cats.\nWhat to expect\nYour cat receives three infusions. "
+     "Bloodwork is repeated at 30 days. Our goal is to halt the progression of kidney disease.", "disease-cure"),
+    ("After infusion our umbilical stem cells bring lupus flares under control.", "disease-cure"),
     # an outcome guarantee: treatment again or money back if it does not work
     ("Our stem cell protocol: no clear improvement in six months and we re-treat you at no charge.",
      "miracle-guarantee"),
