@@ -256,11 +256,8 @@ class PageIndex:
         headings are styled paragraphs are."""
         if line[-1] in ".,;" or not line[0].isupper() or not self._title_form(si, line):
             return False
-        if si > 0 and si - 1 not in self.outside and self._whole_line(si - 1):
-            prev = self.sentence_text(si - 1)
-            if prev.count("\n") < 2 and not prev.rstrip().endswith((".", "!", "?")) \
-                    and len(prev.split()) <= BULLET_WORDS:
-                return False  # the last item of a list ("Conditions we treat:" ... "COPD")
+        if self._follows_item(si):
+            return False  # the last item of a list ("Conditions we treat:" ... "COPD")
         nxt = self.sentence_text(si + 1).strip()
         words = len(nxt.split())
         # the next line is prose: a sentence that does not fill its line, or a long or
@@ -282,7 +279,16 @@ class PageIndex:
         if line[-1] in ".,;!?" or not self._title_form(si, line):
             return False
         cue = self.by_label(LIST_INTRO).get(si)
-        return cue is not None and cue[2] - 1 == self.last_word(si) and self._whole_line(si + 1)
+        return cue is not None and cue[2] - 1 == self.last_word(si) and self._whole_line(si + 1) \
+            and not self._follows_item(si)  # a link in a menu ("Home", "Conditions We Treat", ...)
+
+    def _follows_item(self, si: int) -> bool:
+        """The line above is a short open line of its own, as a list item or a menu link is."""
+        if si == 0 or si - 1 in self.outside or not self._whole_line(si - 1):
+            return False
+        prev = self.sentence_text(si - 1)
+        return prev.count("\n") < 2 and not prev.rstrip().endswith((".", "!", "?")) \
+            and len(prev.split()) <= BULLET_WORDS
 
     def _title_form(self, si: int, line: str) -> bool:
         """Short enough for a heading found by its form alone, with a sentence after it."""

@@ -29,6 +29,8 @@ CONTEXT_LABELS = frozenset({STRONG_NEGATION, CAUTION, REPORTING, RESEARCH, OWN_V
 # Voices that make attribution and research words the page's own, not someone else's.
 _OWN_VOICES = frozenset({TESTIMONIAL, OWN_VOICE})
 _NEGATIONS = frozenset({NEGATION, STRONG_NEGATION})
+_ATTRIBUTIONS = frozenset({REPORTING, RESEARCH})
+_DENIALS = frozenset({CAUTION, STRONG_NEGATION})
 # Cues that keep an answer from affirming its question: it denies, warns, reports or describes research.
 _ANSWER_DOUBTS = frozenset({NEGATION, STRONG_NEGATION, CAUTION, REPORTING, RESEARCH})
 
@@ -111,7 +113,12 @@ class StanceRules:
         """
         own = [c for c in cues if not (c[1] < end and c[2] > start)]
         if context_cues:
-            own += [c for c in context_cues if c[0] in CONTEXT_LABELS]
+            extra = [c for c in context_cues if c[0] in CONTEXT_LABELS]
+            if any(c[0] in _ATTRIBUTIONS for c in own):
+                # its own sentence names the source: "The clinic's website says its cells
+                # regrow cartilage" reports, whatever a sentence before calls the clinic
+                extra = [c for c in extra if c[0] not in _DENIALS]
+            own += extra
         opener, conceded = self.opening(doc, first, sent_end) if opening is None else opening
         labels = {c[0] for c in own}
         if IDIOM in labels:

@@ -112,6 +112,9 @@ TABLE = [
      "cautionary"),
     ("We are aware of clinics advertising stem cell injections for multiple sclerosis.", "disease-cure",
      "cautionary"),
+    # a source named in the claim's own sentence outweighs a warning word in the sentence before
+    ("Six businesses here are advertising regenerative joint injections. The clinic's website says its cells "
+     "regrow the cartilage in your knees.", "cartilage-regrowth", "reported"),
     # third-party advertising is a warning's subject, not the page's promise
     ("You may have seen ads promising that stem cell injections can regrow cartilage.", "cartilage-regrowth",
      "cautionary"),
