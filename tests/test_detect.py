@@ -41,6 +41,10 @@ POSITIVES_EN = [
     ("We use mesenchymal stem cells from donor cats.\nWhat to expect\nYour cat receives three infusions. "
      "Bloodwork is repeated at 30 days. Our goal is to halt the progression of kidney disease.", "disease-cure"),
     ("After infusion our umbilical stem cells bring lupus flares under control.", "disease-cure"),
+    ("Our Wharton's jelly shot arrives frozen, packed with active umbilical stem cells.",
+     "live-cells-in-processed-product"),
+    ("When concentrated stem cells are placed in an arthritic knee they grow a new layer of cartilage.",
+     "cartilage-regrowth"),
     # an outcome guarantee: treatment again or money back if it does not work
     ("Our stem cell protocol: no clear improvement in six months and we re-treat you at no charge.",
      "miracle-guarantee"),
@@ -184,6 +188,9 @@ def test_every_category_has_a_positive_and_a_near_miss():
 
 
 POSITIVES_ES = [
+    ("Las células madre que aplicamos forman cartílago nuevo sobre las superficies desgastadas de la rodilla.",
+     "cartilage-regrowth"),
+    ("Las células madre del cordón son tan jóvenes que nunca se presentan rechazos.", "rejection-free"),
     ("Nuestro tratamiento con células madre ayuda a que el cartílago desgastado de la rodilla vuelva a crecer.",
      "cartilage-regrowth"),
     ("Cientos de pacientes con Parkinson son la prueba de que nuestro tratamiento con células madre funciona.",
