@@ -322,10 +322,8 @@ class PageIndex:
             found = False
             sentence = self.sentence_text(si)  # a trail has no sentence ends: it is one sentence
             if any(mark in sentence for mark in BREADCRUMB_MARKS):
-                text = self.text
-                a = text.rfind("\n", 0, self.bounds[si] + 1) + 1
-                b = text.find("\n", self.bounds[si + 1] - 1)
-                line = text[a:b if b >= 0 else len(text)]
+                a, b = self._line_span(si)
+                line = self.text[a:b]
                 found = len(line) <= BREADCRUMB_CHARS and any(line.count(mark) >= 2 for mark in BREADCRUMB_MARKS)
             self._breadcrumbs[si] = found
         return found
@@ -333,12 +331,15 @@ class PageIndex:
     def is_label(self, si: int, start: int, end: int, max_extra: int = 3) -> bool:
         """The sentence's line holds little but the match: a menu link or a
         heading ("Success Stories", "Read our patient stories")."""
+        a, b = self._line_span(si)  # the whole line ("Real Patients. Real Results.")
+        return b - a < 120 and len(self.text[a:b].split()) - (end - start) <= max_extra
+
+    def _line_span(self, si: int) -> tuple[int, int]:
+        """Character offsets of the whole line (or lines) that sentence si stands on."""
         text = self.text
-        a = text.rfind("\n", 0, self.bounds[si] + 1) + 1  # the whole line ("Real Patients. Real Results.")
+        a = text.rfind("\n", 0, self.bounds[si] + 1) + 1
         b = text.find("\n", self.bounds[si + 1] - 1)
-        if b < 0:
-            b = len(text)
-        return b - a < 120 and len(text[a:b].split()) - (end - start) <= max_extra
+        return a, (b if b >= 0 else len(text))
 
     # rules
     def find(self, rule: Rule, si: int, heading: int | None, start: int, end: int, category: str = ""):
