@@ -45,10 +45,6 @@ POSITIVES_EN = [
      "live-cells-in-processed-product"),
     ("When concentrated stem cells are placed in an arthritic knee they grow a new layer of cartilage.",
      "cartilage-regrowth"),
-    # an FAQ answer a few sentences below the product it vouches for
-    ("Our team offers an autologous stem cell procedure.\nIs this legitimate?\nYes.\nOur program is registered "
-     "on ClinicalTrials.gov, so patients can be confident that the treatment has passed safety review.",
-     "regulatory-misrepresentation"),
     # an outcome guarantee: treatment again or money back if it does not work
     ("Our stem cell protocol: no clear improvement in six months and we re-treat you at no charge.",
      "miracle-guarantee"),
