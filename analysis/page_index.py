@@ -24,6 +24,7 @@ BREADCRUMB_CHARS = 200  # a trail of links is at most this long
 HEADING_WORDS, HEADING_CHARS = 8, 80  # a heading line found by its form alone is at most this long
 NEXT_OFFER_SENTENCES = 3  # rule option next: how far after a condition its offer may stand
 STANCE_PREFIX = "stance:"
+QUESTION_MARKS = ("Q:", "Q.", "Question:", "Pregunta:")  # a line so opened is a Q&A page's question
 LIST_INTRO = "cue:list-intro"  # words that introduce a list ("We treat"): the line heads it
 _NONE: frozenset = frozenset()
 MISSING = object()  # not in a cache (None is an answer)
@@ -179,7 +180,13 @@ class PageIndex:
         return end - 1
 
     def is_question(self, si: int) -> bool:
-        return self.sentence_text(si).rstrip().endswith("?")
+        """The sentence asks: it ends in "?", or it stands on a line that a Q&A page marks as
+        the question ("Q: My chiropractor says the shot will regrow cartilage. Is it worth
+        it?"): the asker reports what they were told."""
+        if self.sentence_text(si).rstrip().endswith("?"):
+            return True
+        a = self._line_span(si)[0]
+        return self.text.startswith(QUESTION_MARKS, a)
 
     def facts(self, si: int) -> tuple[int, int, bool]:
         """(first word token, end token, is a question) of sentence si, computed once."""

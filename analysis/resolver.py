@@ -43,6 +43,7 @@ KIND = "sw_page_kind"  # doc.user_data key: the page kind
 # stance, stance cue, severity, [(start char, end char) of its sentence, heading first])
 INFO = "sw_claims"
 _SLUG_SPLIT = re.compile(r"[\W\d_]+")  # URL path to words; digits dropped (page ids are not words)
+ANSWER_MARKS = frozenset({"a", "answer", "r", "respuesta"})  # "A: Yes." on a Q&A page
 _EXTEND = 6  # tokens: how far a claim's text grows to take in the cue that completed it
 _NO_EXTEND = frozenset({"cue:regen"})  # context, not part of what is claimed
 # Same-length substitutions, so offsets in the normalised text are offsets in the original.
@@ -356,6 +357,8 @@ class ClaimResolver:
     def _answer_stance(self, doc, page, ai: int, page_kind: str) -> tuple[str | None, str]:
         """The stance of a question claim decided by its answer, sentence ai (stance.answer_stance)."""
         first, sent_end, question = page.facts(ai)
+        if first + 2 < sent_end and doc[first + 1].text == ":" and doc[first].lower_ in ANSWER_MARKS:
+            first += 2  # "A: Yes." answers with its second word
         affirms = page.first("cue:outcome", ai) is not None or page.first("cue:treat", ai) is not None
         return self.stance.answer_stance(doc, page.cues_in(ai), first, sent_end, question, affirms, page_kind)
 

@@ -45,6 +45,9 @@ POSITIVES_EN = [
      "live-cells-in-processed-product"),
     ("When concentrated stem cells are placed in an arthritic knee they grow a new layer of cartilage.",
      "cartilage-regrowth"),
+    # a Q&A answer marked "A:" affirms its question
+    ("Q: Can stem cells help my son's autism?\nA: Yes. Our umbilical stem cell therapy improves speech.",
+     "disease-cure"),
     # an outcome guarantee: treatment again or money back if it does not work
     ("Our stem cell protocol: no clear improvement in six months and we re-treat you at no charge.",
      "miracle-guarantee"),
@@ -112,6 +115,11 @@ POSITIVES_EN = [
 
 # Near misses: no promoted claim of that category (or of any, where stated).
 NEAR_MISSES_EN = [
+    # a Q&A page's question reports what the asker was told
+    ("Q: My chiropractor wants $5,000 for a stem cell shot. He says it will grow new cartilage. Is it worth it?\n"
+     "Answer from Dr. Lin, orthopedic surgeon\nI'd hold onto your money.", "cartilage-regrowth"),
+    # "options" counts as an offer only beside the product in its sentence
+    ("We understand why people with MS look for new options.", "disease-cure"),
     # an age limit is no youth claim
     ("Stem cell donors must be younger than 60.", "miracle-guarantee"),
     # a prevalence is no success rate
@@ -220,6 +228,7 @@ POSITIVES_ES = [
      "recuperan la movilidad.", "disease-cure"),
 ]
 NEAR_MISSES_ES = [
+    ("Hoy no existe ningún tratamiento con células madre aprobado para curar la diabetes tipo 1.", "disease-cure"),
     # a regulator describing what such businesses advertise
     ("Estos establecimientos de células madre suelen anunciar curas milagrosas y resultados garantizados.",
      "miracle-guarantee"),

@@ -115,6 +115,8 @@ TABLE = [
     # a source named in the claim's own sentence outweighs a warning word in the sentence before
     ("Six businesses here are advertising regenerative joint injections. The clinic's website says its cells "
      "regrow the cartilage in your knees.", "cartilage-regrowth", "reported"),
+    ("The clinic's website calls its umbilical stem cell injections \"FDA approved.\"",
+     "regulatory-misrepresentation", "reported"),
     # third-party advertising is a warning's subject, not the page's promise
     ("You may have seen ads promising that stem cell injections can regrow cartilage.", "cartilage-regrowth",
      "cautionary"),
@@ -253,3 +255,11 @@ def test_a_long_bulleted_item_keeps_its_warning_heading(det):
     claims = [c for c in det.analyze(text, url="https://guide.example.org/red-flags").claims
               if c.category == "unsupported-efficacy"]
     assert claims and all(c.stance == "cautionary" for c in claims), [(c.stance, c.text) for c in claims]
+
+
+def test_what_a_registration_does_not_mean_denies_the_claim(det):
+    text = ("Stem cell clinics say they are FDA registered. Registration only means a facility has listed "
+            "itself with the FDA; it does not mean any stem cell product has been approved.")
+    claims = [c for c in det.analyze(text, url=CLINIC).claims if c.category == "regulatory-misrepresentation"
+              and "Registration only" in c.sentence]
+    assert claims and all(c.stance in ("negated", "cautionary") for c in claims), [(c.stance, c.text) for c in claims]
