@@ -332,6 +332,8 @@ class ClaimResolver:
             answer = None
             if decided is None and question:  # an FAQ question: its answer may make the claim
                 answer = page.line_after(si)
+                if answer is not None and self._answer_byline(doc, page, answer):
+                    answer = page.line_after(answer)  # "Answer from Dr. Lin, surgeon": the answer follows
                 if answer is not None:
                     decided, cue_text = self._answer_stance(doc, page, answer, page_kind)
             if decided is None or (kept is not None and decided != "promoted"):
@@ -353,6 +355,16 @@ class ClaimResolver:
         first, sent_end, question = page.facts(oi)
         return self.stance.decide(doc, category, cue[1], cue[2], page.cues_in(oi), first=first,
                                   sent_end=sent_end, is_question=question, page_kind=page_kind)
+
+    @staticmethod
+    def _answer_byline(doc, page, ai: int) -> bool:
+        """Sentence ai names who answers ("Answer from Dr. Lin, orthopedic surgeon",
+        "Respuesta de la Dra. Carballo"): an answer mark opening a line without a
+        sentence's end."""
+        first, sent_end, _ = page.facts(ai)
+        if first + 1 >= sent_end or doc[first].lower_ not in ANSWER_MARKS or doc[first + 1].text == ":":
+            return False  # no mark, or "A: ..." answering on its own line
+        return not page.sentence_text(ai).rstrip().endswith((".", "!", "?")) and page.line_after(ai) is not None
 
     def _answer_stance(self, doc, page, ai: int, page_kind: str) -> tuple[str | None, str]:
         """The stance of a question claim decided by its answer, sentence ai (stance.answer_stance)."""

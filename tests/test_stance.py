@@ -222,6 +222,11 @@ FAQ = [
     ("Can stem cells cure autism?\nResearchers are still testing this in trials.", []),
     ("Can stem cells cure autism?", []),
     ("Can stem cells cure autism? Many families see improvements after treatment.", []),
+    # a Q&A page names who answers on a line of its own; the answer is the line after
+    ("Q: Can stem cells help my son's autism?\nAnswer from Dr. Lee, pediatric neurologist\n"
+     "Many families see improvements in speech after treatment.", ["promoted"]),
+    ("¿Es cierto que las células madre curan la diabetes?\nRespuesta de la Dra. Carballo, endocrinóloga\n"
+     "Lamentablemente, no.", []),
 ]
 
 
