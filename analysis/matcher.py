@@ -118,7 +118,8 @@ def _sentence_cue_labels(patterns_dir: Path, lang: str, words_of) -> frozenset[s
     taxonomy = load_taxonomy(patterns_dir)
     rules = [r for c in taxonomy.categories.values() for r in (*c.requires, *c.exclude)]
     rules += [r for o in pattern_options(patterns_dir, lang).values() for r in o.get("requires", [])]
-    weak = {r["weak"][0] for r in rules if r.get("weak")} | {r["next_voice"] for r in rules if r.get("next_voice")}
+    weak = {r["weak"][0] for r in rules if r.get("weak")} | {r["next_voice"] for r in rules if r.get("next_voice")} \
+        | {r["weak_before"] for r in rules if r.get("weak") and r.get("weak_before")}
     used = {r["cue"] for r in rules} | {r["weak"][1] for r in rules if r.get("weak")} \
         | {r[k] for r in rules for k in ("next", "next_unless") if r.get(k)}
     labels = {"cue:" + w for w in weak - used}

@@ -398,6 +398,9 @@ class PageIndex:
                 c = self._find_unit(rule, si, heading)
             if c is None and rule.next and category:
                 c = self._next_offer(rule, si, category)
+            if c is None and rule.weak_before and si in self.by_label(rule.partner):
+                # last: the resolver keeps it only if it stands before the claim
+                c = self.first(rule.weak_before, si)
             return c
         d = self.by_label(label)
         if d:  # else no sentence has the cue: only the title can help
@@ -439,6 +442,8 @@ class PageIndex:
         c = self.first(rule.label, si)
         if c is None and rule.weak and self.first(rule.partner, si) is not None:
             c = self.first(rule.weak, si)
+            if c is None and rule.weak_before:  # a heading stands before its items
+                c = self.first(rule.weak_before, si)
         return c
 
     def _find_unit(self, rule: Rule, si: int, heading: int):

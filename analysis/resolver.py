@@ -295,6 +295,8 @@ class ClaimResolver:
                     f = answers.get((rule.id, si), MISSING)
                     if f is MISSING:
                         f = page.answer(rule, si, heading, cat)
+                    if f and rule.weak_before and f is not True and f[0] == rule.weak_before and f[1] >= c_start:
+                        f = None  # "Stem Cells and Autism: A Guide for Parents": "for" offers nothing
                 if not f:
                     break
                 found[i] = f

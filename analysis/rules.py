@@ -27,6 +27,7 @@ class Rule(NamedTuple):
     distance: int  # tokens (scopes near/after)
     weak: str | None  # a weaker cue that also counts ("cue:treat-weak") ...
     partner: str | None  # ... when this cue stands in the same sentence
+    weak_before: str | None  # a weak cue that counts only before the claim ("for": "stem cells for autism")
     next: str | None  # scope unit: the offer may sit in a following sentence if it has this cue ...
     next_unless: str | None  # ... and not this one (the offer is for something else: "knee pain")
     next_voice: str | None  # ... and, beyond the very next sentence, this one (the page's own voice)
@@ -50,6 +51,7 @@ def compile_rule(rule: dict, *, allow_next: bool = True) -> Rule:
         distance=int(rule.get("distance", DEFAULT_DISTANCE)),
         weak="cue:" + weak[0] if weak else None,
         partner="cue:" + weak[1] if weak else None,
+        weak_before="cue:" + rule["weak_before"] if weak and rule.get("weak_before") else None,
         next="cue:" + nxt if nxt else None,
         next_unless="cue:" + unless if unless else None,
         next_voice="cue:" + voice if voice else None,
@@ -77,12 +79,16 @@ def page_allows(rules: tuple[Rule, ...], labels, title_labels) -> bool:
     ``title_labels()`` (the labels of the title and URL words) is called only when a
     missing cue could come from there. Most candidates of most pages stop here."""
     for r in rules:  # the usual answer, found without building a list
-        if r.label not in labels and not (r.weak and r.weak in labels):
+        if r.label not in labels and not _weak_in(r, labels):
             break
     else:
         return True
-    missing = [r for r in rules if r.label not in labels and not (r.weak and r.weak in labels)]
+    missing = [r for r in rules if r.label not in labels and not _weak_in(r, labels)]
     if not all(r.title_ok for r in missing):
         return False
     found = title_labels()
     return all(r.label in found for r in missing)
+
+
+def _weak_in(rule: Rule, labels) -> bool:
+    return bool(rule.weak) and (rule.weak in labels or rule.weak_before in labels)

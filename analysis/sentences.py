@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from itertools import accumulate
+from operator import sub
 
 import numpy
 from spacy.attrs import IDX, SENT_START
@@ -86,7 +87,8 @@ def sentence_cuts(text: str, lo: int = 0, hi: int | None = None) -> list[int]:
             if len(parts) > 1:
                 cuts += list(accumulate(map(len, parts)))[1::2]
     cuts.sort()
-    if len(seg) > MAX_SENTENCE_CHARS:
+    # the longest stretch between cuts, found in C: most pages have none too long
+    if len(seg) > MAX_SENTENCE_CHARS and max(map(sub, cuts + [len(seg)], [0] + cuts)) > MAX_SENTENCE_CHARS:
         cuts = _cut_long(seg, cuts)
     return [c + lo for c in cuts] if lo else cuts
 

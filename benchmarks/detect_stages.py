@@ -1,7 +1,7 @@
 """Where the detector's time goes: each stage of it switched on in turn, on the pages of
 benchmarks/detect.py, next to bare spaCy tokenisation in the same run.
 
-    .venv/bin/python benchmarks/detect_stages.py [--pages 3000] [--repeat 5] [--corpus site|small]
+    .venv/bin/python benchmarks/detect_stages.py [--pages 3000] [--repeat 5] [--corpus site|site-joined|small]
 
 Stages, each including the ones above it:
   tokenisation + phrase matcher   the resolver passes every doc through untouched
@@ -49,10 +49,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pages", type=int, default=3000)
     ap.add_argument("--repeat", type=int, default=5, help="interleaved rounds, best of each")
-    ap.add_argument("--corpus", choices=("site", "small"), default="site",
-                    help="the site-like or the small-vocabulary pages of benchmarks/detect.py")
+    ap.add_argument("--corpus", choices=("site", "site-joined", "small"), default="site",
+                    help="the site-like pages of benchmarks/detect.py, the same with lines joined, "
+                         "or the small-vocabulary pages")
     args = ap.parse_args(argv)
-    pages = make_site_pages(args.pages, 300, 7, vocabulary=Words()) if args.corpus == "site" else make_pages(args.pages, 300, 7)
+    pages = (make_pages(args.pages, 300, 7) if args.corpus == "small" else
+             make_site_pages(args.pages, 300, 7, vocabulary=Words(), line_breaks=args.corpus == "site"))
     texts = [p["text"] for p in pages]
     blank, det = spacy.blank("en"), Detector()
     consume(det.analyze_many(pages[:50]))

@@ -37,6 +37,10 @@ SENTENCES = [
     ("We treat more than 70 conditions with mesenchymal cells.", {(DC, PROMOTED)}),
     ("Children with autism often improve their speech after two infusions.", {(DC, PROMOTED)}),
     ("Stem cells for multiple sclerosis", {(DC, PROMOTED)}),
+    # "for" offers only before the condition: a guide's or an FAQ's title offers nothing
+    ("Stem cells for autism", {(DC, PROMOTED)}),
+    ("Stem Cells and Autism: A Guide for Parents", set()),
+    ("Parkinson's disease and stem cells: answers for families", set()),
     ("91% of our patients report better sleep after their first infusion.", {(UE, PROMOTED)}),
     ("These patient stories are the proof that our treatment works.", {(UE, PROMOTED)}),
     ("Our stem cell injections rebuild damaged knee cartilage without surgery.", {("cartilage-regrowth", PROMOTED)}),
@@ -115,6 +119,14 @@ def test_condition_page_units(det):
                                  "Patients with lupus who travel", "Conditions We Treat",
                                  "Success Stories")), s
     assert "Conditions we treat:" not in promoted  # the heading alone: its items are the claims
+
+
+def test_a_heading_ending_in_for_offers_for_its_items(det):
+    """"for" counts before the condition, and a heading stands before its list."""
+    text = f"{INTRO}\nUmbilical stem cells for:\n• Autism\n• Cerebral palsy\n{OUTRO}"
+    claims = det.analyze(text, url=CLINIC_URL, title=CLINIC_TITLE, lang="en").claims
+    assert {(c.text, c.category, c.stance) for c in claims if c.sentence.startswith("Umbilical")} == {
+        ("Autism", DC, PROMOTED), ("Cerebral palsy", DC, PROMOTED)}
 
 
 def test_category_heading_alone_is_not_a_claim_but_its_items_are(det):

@@ -205,6 +205,7 @@ POSITIVES_ES = [
      "unsupported-efficacy"),
     ("Nuestro tratamiento con células madre detiene el avance del autismo.", "disease-cure"),
     ("Terapia con células madre mesenquimales para la esclerosis múltiple en nuestra clínica.", "disease-cure"),
+    ("Células madre para el autismo", "disease-cure"),
     ("Las células madre regeneran el cartílago de su rodilla sin cirugía.", "cartilage-regrowth"),
     ("Cada inyección de tejido amniótico contiene millones de células madre vivas.",
      "live-cells-in-processed-product"),
@@ -234,6 +235,7 @@ NEAR_MISSES_ES = [
      "miracle-guarantee"),
     ("El trasplante de médula ósea trata la leucemia y el linfoma.", "disease-cure"),
     ("El autismo afecta a uno de cada cien niños.", "disease-cure"),
+    ("Células madre y autismo: una guía para padres", "disease-cure"),  # "para" after the condition
     ("El cartílago no vuelve a crecer: las células madre no regeneran el cartílago.", "cartilage-regrowth"),
     ("Guardamos la sangre de cordón en nuestro banco para un trasplante futuro.",
      "live-cells-in-processed-product"),
