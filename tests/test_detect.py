@@ -106,6 +106,12 @@ POSITIVES_EN = [
     ("More than 5,000 five-star reviews prove that our stem cell treatments work.", "unsupported-efficacy"),
     ("Stories like Karen's are proof that stem cells can reverse multiple sclerosis.", "unsupported-efficacy"),
     ("Because newborn stem cells are immune-naive, rejection is simply impossible.", "rejection-free"),
+    # how clinics say "no rejection" without the word "rejection" next to a "no"
+    ("Cord stem cells are young, so the body does not see them as foreign.", "rejection-free"),
+    ("Our donor stem cells don't trigger an immune response, so rejection is never a concern.", "rejection-free"),
+    ("Newborn stem cells are accepted by anyone's body, with nothing to match.", "rejection-free"),
+    ("Your immune system won't fight them off: these stem cells are compatible with any patient.", "rejection-free"),
+    ("Stem cell results are guaranteed: if you don't improve, you don't pay.", "miracle-guarantee"),
     ("Our partner clinic is so confident in its stem cell protocol that it will guarantee visible results.",
      "miracle-guarantee"),
     ("The amniotic product I use arrives loaded with live, young stem cells.", "live-cells-in-processed-product"),
@@ -139,6 +145,8 @@ NEAR_MISSES_EN = [
     ("After high-dose chemotherapy, a stem cell transplant restores the blood-forming cells.", "disease-cure"),
     # the patient's own cells: rejection-free is about donor cells
     ("Because they are your own stem cells, there is no risk of rejection.", "rejection-free"),
+    ("We use your own stem cells, so your body does not see them as foreign.", "rejection-free"),
+    ("Critics say no clinic can promise that donor stem cells are not seen as foreign.", "rejection-free"),
     # an appeal to research counts only when a benefit follows it
     ("Studies show that donor stem cells rarely survive more than a few weeks after injection.",
      "unsupported-efficacy"),
@@ -223,6 +231,7 @@ POSITIVES_ES = [
     ("Nuestra terapia con células madre está aprobada por la COFEPRIS y por la FDA.", "regulatory-misrepresentation"),
     ("Nuestro tratamiento con células madre cumple con todas las normas de la FDA.", "regulatory-misrepresentation"),
     ("Las células de cordón umbilical no requieren pruebas de compatibilidad.", "rejection-free"),
+    ("Las células madre del cordón no provocan respuesta inmune y el riesgo de rechazo es nulo.", "rejection-free"),
     ("La eficacia de nuestras células madre está comprobada científicamente.", "unsupported-efficacy"),
     # the condition first, the offer in a later sentence of the paragraph
     ("La esclerosis múltiple daña la mielina de los nervios. Con nuestras células madre, muchos pacientes "
