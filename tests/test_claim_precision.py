@@ -129,6 +129,20 @@ def test_a_heading_ending_in_for_offers_for_its_items(det):
         ("Autism", DC, PROMOTED), ("Cerebral palsy", DC, PROMOTED)}
 
 
+@pytest.mark.parametrize("heading,items,lang", [
+    ("Conditions our doctors treat", ["Lupus", "Crohn's disease"], "en"),
+    ("Conditions our partners treat", ["Multiple sclerosis", "Parkinson's disease"], "en"),
+    ("Enfermedades que tratamos", ["Autismo", "Esclerosis múltiple"], "es"),
+])
+def test_a_line_ending_in_words_that_introduce_a_list_heads_it(det, heading, items, lang):
+    """The title of an unbulleted list names the offer for each item; the title alone is no claim."""
+    offer = "Ofrecemos células madre mesenquimales." if lang == "es" else INTRO
+    text = "\n".join(["Brightwater", offer, heading, *items, "Book a visit."])
+    claims = det.analyze(text, url=CLINIC_URL, lang=lang).claims
+    assert {c.text for c in claims if c.sentence.startswith(heading)} == set(items)
+    assert not [c for c in claims if c.text == heading]
+
+
 def test_category_heading_alone_is_not_a_claim_but_its_items_are(det):
     text = ("Conditions We Treat\nOur stem cell protocols address many diseases.\n"
             "Neurological\nParkinson's disease\nCerebral palsy\n"

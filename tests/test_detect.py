@@ -112,6 +112,11 @@ POSITIVES_EN = [
     ("Newborn stem cells are accepted by anyone's body, with nothing to match.", "rejection-free"),
     ("Your immune system won't fight them off: these stem cells are compatible with any patient.", "rejection-free"),
     ("Stem cell results are guaranteed: if you don't improve, you don't pay.", "miracle-guarantee"),
+    # the clinic citing itself ("according to our ...") is its own voice, not a report
+    ("According to our own outcome data, 84% of stem cell patients feel better within a month.",
+     "unsupported-efficacy"),
+    ("Four out of five patients walk farther after our stem cell infusions.", "unsupported-efficacy"),
+    ("Our exosome protocol is proven in clinical studies to slow memory loss.", "unsupported-efficacy"),
     ("Our partner clinic is so confident in its stem cell protocol that it will guarantee visible results.",
      "miracle-guarantee"),
     ("The amniotic product I use arrives loaded with live, young stem cells.", "live-cells-in-processed-product"),
@@ -146,6 +151,8 @@ NEAR_MISSES_EN = [
     # the patient's own cells: rejection-free is about donor cells
     ("Because they are your own stem cells, there is no risk of rejection.", "rejection-free"),
     ("We use your own stem cells, so your body does not see them as foreign.", "rejection-free"),
+    ("According to a review in a medical journal, 84% of patients in one stem cell trial felt better.",
+     "unsupported-efficacy"),
     ("Critics say no clinic can promise that donor stem cells are not seen as foreign.", "rejection-free"),
     # an appeal to research counts only when a benefit follows it
     ("Studies show that donor stem cells rarely survive more than a few weeks after injection.",
@@ -232,6 +239,8 @@ POSITIVES_ES = [
     ("Nuestro tratamiento con células madre cumple con todas las normas de la FDA.", "regulatory-misrepresentation"),
     ("Las células de cordón umbilical no requieren pruebas de compatibilidad.", "rejection-free"),
     ("Las células madre del cordón no provocan respuesta inmune y el riesgo de rechazo es nulo.", "rejection-free"),
+    ("Según nuestros registros, 9 de cada 10 pacientes mejoran con células madre.", "unsupported-efficacy"),
+    ("Cuatro de cada cinco pacientes caminan mejor tras nuestras células madre.", "unsupported-efficacy"),
     ("La eficacia de nuestras células madre está comprobada científicamente.", "unsupported-efficacy"),
     # the condition first, the offer in a later sentence of the paragraph
     ("La esclerosis múltiple daña la mielina de los nervios. Con nuestras células madre, muchos pacientes "
