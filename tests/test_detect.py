@@ -117,6 +117,8 @@ POSITIVES_EN = [
      "unsupported-efficacy"),
     ("Four out of five patients walk farther after our stem cell infusions.", "unsupported-efficacy"),
     ("Our exosome protocol is proven in clinical studies to slow memory loss.", "unsupported-efficacy"),
+    ("Exosomes are cell-free stem cell products, so they fall outside the FDA's approval rules.",
+     "regulatory-misrepresentation"),
     ("Our partner clinic is so confident in its stem cell protocol that it will guarantee visible results.",
      "miracle-guarantee"),
     ("The amniotic product I use arrives loaded with live, young stem cells.", "live-cells-in-processed-product"),
@@ -240,6 +242,11 @@ POSITIVES_ES = [
     ("Las células de cordón umbilical no requieren pruebas de compatibilidad.", "rejection-free"),
     ("Las células madre del cordón no provocan respuesta inmune y el riesgo de rechazo es nulo.", "rejection-free"),
     ("Según nuestros registros, 9 de cada 10 pacientes mejoran con células madre.", "unsupported-efficacy"),
+    # an ethics committee or a registry listing offered as proof of safety
+    ("Nuestro protocolo de células madre fue aprobado por un comité de ética y está inscrito en "
+     "ClinicalTrials.gov, lo que garantiza que es seguro.", "regulatory-misrepresentation"),
+    ("Nuestras células madre están registradas y aprobadas por la autoridad sanitaria.",
+     "regulatory-misrepresentation"),
     ("Cuatro de cada cinco pacientes caminan mejor tras nuestras células madre.", "unsupported-efficacy"),
     ("La eficacia de nuestras células madre está comprobada científicamente.", "unsupported-efficacy"),
     # the condition first, the offer in a later sentence of the paragraph
@@ -259,6 +266,10 @@ NEAR_MISSES_ES = [
      "live-cells-in-processed-product"),
     ("Fue un milagro encontrar estacionamiento.", "miracle-guarantee"),
     ("Como son sus propias células madre, no hay riesgo de rechazo.", "rejection-free"),
+    ("Un ensayo de células madre registrado en ClinicalTrials.gov no significa que el tratamiento sea seguro.",
+     "regulatory-misrepresentation"),
+    ("El hospital está registrado ante la Secretaría de Salud y el trasplante de médula ósea está aprobado "
+     "para la leucemia.", "regulatory-misrepresentation"),
     ("Estudios muestran que las células madre inyectadas desaparecen en pocos días.", "unsupported-efficacy"),
     ("Atendemos a 50 pacientes con enfermedades raras cada mes.", "disease-cure"),
     ("Se recupera el cartílago con cirugía artroscópica.", "cartilage-regrowth"),
