@@ -28,6 +28,7 @@ class PageKindScorer:
             raise ValueError(f"{config_path}: phrase_kinds names unknown page kinds {sorted(unknown)}")
         self.max_per_kind = cfg["max_per_kind"]
         self.min_score = cfg["min_score"]
+        self.offer_min_score = cfg.get("offer_min_score")  # see kind_with_offers
         self.url_rules = [(r["kind"], r.get("part", "url"), re.compile(r["pattern"], re.I), r["weight"])
                           for r in cfg["url"]]
         self.title_rules = [(r["kind"], re.compile(r["pattern"]), r["weight"]) for r in cfg["title"]]
@@ -82,6 +83,14 @@ class PageKindScorer:
     def _host_scores(self, host: str) -> list[tuple[str, float]]:
         """Host rules, cached: a crawl visits many pages of few sites."""
         return [(kind, weight) for kind, part, rx, weight in self.url_rules if part == "host" and rx.search(host)]
+
+    def kind_with_offers(self, phrase_hits, url="", title="", cues=None, text="") -> str:
+        """The kind of a page of kind other that promotes a claim: clinic if its clinic
+        score reaches ``offer_min_score`` (a single cue such as "our patients"), since
+        the promise itself is the strongest sign of a seller; otherwise still other
+        (a patient's blog post, a forum)."""
+        scores = self.scores(phrase_hits, url, title, cues, text)
+        return "clinic" if self.offer_min_score is not None and scores["clinic"] >= self.offer_min_score else "other"
 
     def kind(self, phrase_hits, url="", title="", cues=None, text="") -> str:
         scores = self.scores(phrase_hits, url, title, cues, text)

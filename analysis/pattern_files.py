@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .models import CATEGORIES
 
-CODE_VERSION = "3.1"  # bump when detection code changes behaviour
+CODE_VERSION = "3.2"  # bump when detection code changes behaviour
 CUE_FILES = ("context", "stance", "pagekind")
 PATTERN_OPTIONS = ("requires", "case", "after_number", "not_alone", "not_followed_by")
 _CATEGORY_SET = frozenset(CATEGORIES)

@@ -189,6 +189,9 @@ class ClaimResolver:
             candidates = self._possible(candidates, labels, title_labels)
             if candidates:
                 kept = self._claims(doc, candidates, cues, labels, title_labels, page_kind, meta)
+        if page_kind == "other" and any(c[4][0] == "promoted" for c in kept):  # a seller's promise
+            page_kind = doc.user_data[KIND] = self.kinds.kind_with_offers(
+                kind_hits, meta.get("url", ""), meta.get("title", ""), meta.get("cues"), meta.get("text", ""))
         spans = [Span(doc, c[0], c[1], label=c[2], span_id=c[3]) for c in kept]
         doc.spans[SPANS_KEY] = spans
         doc.user_data[INFO] = [(s.start_char, s.end_char, c[2], c[3]) + c[4] for s, c in zip(spans, kept)]

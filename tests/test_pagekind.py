@@ -134,3 +134,16 @@ def test_a_byline_line_marks_an_article_read_as_text(scorer, text, kind):
 def test_newspaper_names_in_the_host_make_news(scorer):
     assert scorer.kind({}, "https://www.metrochronicle.example.net/health/cell-trial") == "news"
     assert scorer.kind({}, "https://www.valley-courier.example.com/local/clinic-opens") == "news"
+
+
+@pytest.mark.parametrize("text,kind", [
+    # one clinic cue ("our patients") is too little on its own, but with a promise it is a seller
+    ("Our patients feel the difference: umbilical stem cell infusions regrow the cartilage in worn knees.",
+     "clinic"),
+    ("Our patients come from across the region for knee care.", "other"),
+    # a promise without any clinic cue: a patient's post, not a clinic page
+    ("Stem cells cured my son's autism. I cannot believe how much he talks now.", "other"),
+])
+def test_a_promise_makes_a_page_with_one_clinic_cue_a_clinic(det, text, kind):
+    res = det.analyze(text, url="https://pages.example.org/post", lang="en")
+    assert res.page_kind == kind, (res.page_kind, [(c.category, c.stance) for c in res.claims])
