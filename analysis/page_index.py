@@ -467,12 +467,20 @@ class PageIndex:
         condition page introduces the disease and makes the offer a sentence or two later:
         "Cerebral palsy need not be the end. We have seen great improvements in children
         treated with stem cell therapy." A heading line ("Autism:") speaks for the
-        paragraph under it."""
+        paragraph under it. A paragraph of prose may also be answered by the first
+        sentences of the next one, in the page's own voice, as condition pages write
+        ("Lupus and Crohn's disease share one root problem. [new paragraph] Our infusions
+        help retrain the immune system, so flare-ups become rarer.")."""
         j, last = si, si + NEXT_OFFER_SENTENCES
+        crossings = 1 if self._ends_prose(si) else 0  # paragraph ends the search may pass
+        own_paragraph = True  # no paragraph end passed yet
         if self._ends_line(si):
-            if not self._line(si)[1]:
-                return None  # a line of its own that is no heading (a list item, a title)
-            last += 1  # the heading's own line does not count
+            if self._line(si)[1]:
+                last += 1  # the heading's own line does not count
+            elif crossings:
+                crossings, own_paragraph = 0, False
+            else:
+                return None  # a line of its own that is neither heading nor prose (a list item, a title)
         with_category = self._sentences_with(category)
         while j < last:
             j += 1
@@ -485,10 +493,20 @@ class PageIndex:
                 if c is not None:
                     if rule.next_unless and self.first(rule.next_unless, j) is not None:
                         return None  # an offer for something else ("for knee pain", "after surgery")
-                    if j == si + 1 or not rule.next_voice or self.first(rule.next_voice, j) is not None:
+                    if (j == si + 1 and own_paragraph) or not rule.next_voice \
+                            or self.first(rule.next_voice, j) is not None:
                         return c
                     # further away, only the page's own voice ("our", "we", "you") ties the
                     # offer to the condition: "Some clinics claim stem cells can help" does not
             if self._ends_line(j):
-                return None  # the paragraph ends
+                if not crossings:
+                    return None  # the paragraph ends
+                crossings, own_paragraph = 0, False
         return None
+
+    def _ends_prose(self, si: int) -> bool:
+        """Sentence si's paragraph is prose: its line closes like a sentence and holds more
+        words than a list item does."""
+        a, b = self._line_span(si)
+        line = self.text[a:b].rstrip()
+        return line.endswith((".", "!")) and len(line.split()) > BULLET_WORDS

@@ -198,6 +198,18 @@ CONDITION_PARAGRAPHS = [
     ("COPD is a chronic lung disease that makes breathing hard.\nOur stem cell therapy may help you.", [], ""),
     ("Autism is a developmental condition. It is diagnosed in childhood. Boys are diagnosed more often. "
      "Many families travel far for a diagnosis. Our stem cell therapy can help.", [], ""),
+    # a paragraph of prose, answered at the start of the next one in the page's own voice
+    ("Rheumatoid arthritis, lupus and psoriasis all come from an immune system that attacks the body it "
+     "is meant to defend.\nOur umbilical cord cell infusions help calm that attack, so flares become rarer.",
+     [PROMOTED], "flares become rarer"),
+    ("Heart failure leaves millions of people short of breath. It worsens slowly over the years, and drugs "
+     "only slow it down.\nWe use mesenchymal stem cells to help the heart pump harder again.", [PROMOTED],
+     "pump harder"),
+    # ... but not without that voice, nor across a heading or from a short line
+    ("Rheumatoid arthritis, lupus and psoriasis all come from an immune system that attacks the body it "
+     "is meant to defend.\nSome clinics claim that stem cell infusions help calm that attack.", [], ""),
+    ("Rheumatoid arthritis, lupus and psoriasis all come from an immune system that attacks the body it "
+     "is meant to defend.\nKnee pain\nOur umbilical cord cell infusions help calm that attack.", [], ""),
     # beyond the very next sentence, only the page's own voice ties an offer to the condition
     ("Autism is a developmental condition. Boys are diagnosed more often. Some clinics say stem cell "
      "therapy helps.", [], ""),
