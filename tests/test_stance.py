@@ -169,6 +169,23 @@ def test_patient_voice_is_not_reporting(det):
     assert stance_of(det, text, "cartilage-regrowth").stance == "promoted"
 
 
+@pytest.mark.parametrize("text,category,stance", [
+    # a patient retelling what the seller told them: the seller's claim, not the patient's
+    ("The clinic told me the stem cell shots would grow new cartilage in my knee.", "cartilage-regrowth",
+     "cautionary"),
+    ("They told us it would cure his autism, and we paid for two rounds of stem cells.", "disease-cure",
+     "cautionary"),
+    # a patient's own report of what the cells did is still a testimonial
+    ("My surgeon told me I needed a new knee, but the stem cell injections regrew my cartilage.",
+     "cartilage-regrowth", "promoted"),
+    # a hospital answering questions about private clinics (Spanish)
+    ("Recibimos consultas sobre clínicas privadas que ofrecen células madre para curar el Alzheimer.",
+     "disease-cure", "cautionary"),
+])
+def test_what_the_seller_told_a_patient(det, text, category, stance):
+    assert stance_of(det, text, category).stance == stance
+
+
 def test_offer_question_still_promotes(det):
     claim = stance_of(det, "Who can enrol in our stem cell therapy for autism?", "disease-cure")
     assert claim.stance == "promoted"
