@@ -17,9 +17,11 @@ component for other pipelines; the detector segments only pages with candidates.
 Speed: every pattern is a literal phrase (token-Matcher patterns cost ten
 times more per word); the few checks a phrase cannot express are pattern
 options (``case``, ``after_number``, ``requires``) applied to candidates
-only; pages without a plausible candidate are never segmented. No trained
-model, no lemmatizer (patterns list inflections), nothing downloaded at run
-time.
+only; pages without a plausible candidate are never segmented. The tokenizer
+keeps spaCy's cache working on page text: no white-space special cases
+(drop_whitespace_special_cases) and room for 100,000 chunks (TOKENIZER_CACHE).
+No trained model, no lemmatizer (patterns list inflections), nothing downloaded
+at run time.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ from .taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
 
 LANGS = ("en", "es")
 MAX_LENGTH = 5_000_000  # characters; spaCy's default of 1M refuses some long pages
+# Chunks (words with their punctuation) the tokenizer remembers; spaCy's default is 10,000
+# and a full cache takes no more. Building the matcher tokenises thousands of pattern
+# phrases into it, and a crawl meets far more distinct words than that: with the default,
+# page text was tokenised afresh word by word. About 100 bytes an entry, bounded.
+TOKENIZER_CACHE = 100_000
 
 
 def build_pipeline(lang: str, patterns_dir: str | Path | None = None) -> Language:
@@ -56,6 +63,7 @@ def build_pipeline(lang: str, patterns_dir: str | Path | None = None) -> Languag
         suffixes = list(nlp.Defaults.suffixes or []) + [r"(?<=[0-9])%"]
         nlp.tokenizer.suffix_search = spacy.util.compile_suffix_regex(suffixes).search
     drop_whitespace_special_cases(nlp)
+    nlp.tokenizer.max_cache_size = TOKENIZER_CACHE
     nlp.add_pipe("stemwatch_ruler", config={"patterns_dir": str(patterns_dir), "lang": lang})
     nlp.add_pipe("stemwatch_claims", config={"patterns_dir": str(patterns_dir), "lang": lang})
     return nlp

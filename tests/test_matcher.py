@@ -7,7 +7,7 @@ import shutil
 import pytest
 import spacy
 
-from analysis.detect import Detector, get_detector
+from analysis.detect import TOKENIZER_CACHE, Detector, get_detector
 from analysis.matcher import MATCHES, phrase_keys, sentence_cue_labels
 from analysis.resolver import KIND
 
@@ -105,3 +105,30 @@ def test_the_detector_tokenises_as_spacy_blank_does(det, lang):
         mine = [(t.text, t.whitespace_) for t in ours.make_doc(text)]
         theirs = [(t.text, t.whitespace_) for t in blank.make_doc(text)]
         assert mine == theirs, text
+
+
+def test_the_tokenizer_cache_has_room_for_page_words(det):
+    # Building the matcher tokenises thousands of pattern phrases; with spaCy's default
+    # bound (10,000 chunks) the cache was full before the first page (detect.TOKENIZER_CACHE).
+    for nlp in det.nlps.values():
+        assert nlp.tokenizer.max_cache_size == TOKENIZER_CACHE
+        assert TOKENIZER_CACHE > spacy.blank("en").tokenizer.max_cache_size
+
+
+def test_claims_do_not_depend_on_the_tokenizer_cache():
+    pages = [{"text": "Stem Cell Therapy for Autism\nOur stem cells cure autism in 90% of children.\n"
+                      "Book now: 555-0100.", "url": CLINIC},
+             {"text": "We do not claim that stem cells can regrow cartilage. There is no proof.", "url": CLINIC},
+             {"text": "Las células madre curan el autismo. ¡Reserve hoy su consulta!", "url": CLINIC, "lang": "es"}]
+    cached = Detector()
+    uncached = Detector()
+    for nlp in uncached.nlps.values():
+        nlp.tokenizer.max_cache_size = 0
+        nlp.tokenizer.rules = nlp.tokenizer.rules  # the setter empties the cache
+    for _ in range(2):  # the second round reads the cached side from its cache
+        want = [(a.page_kind, [(c.category, c.stance, c.start, c.end) for c in a.claims])
+                for a in cached.analyze_many(pages)]
+        got = [(a.page_kind, [(c.category, c.stance, c.start, c.end) for c in a.claims])
+               for a in uncached.analyze_many(pages)]
+        assert got == want
+    assert any(claims for _, claims in want)
