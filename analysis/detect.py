@@ -19,7 +19,7 @@ times more per word); the few checks a phrase cannot express are pattern
 options (``case``, ``after_number``, ``requires``) applied to candidates
 only; pages without a plausible candidate are never segmented. The tokenizer
 keeps spaCy's cache working on page text: no white-space special cases
-(drop_whitespace_special_cases) and room for 100,000 chunks (TOKENIZER_CACHE).
+(drop_whitespace_special_cases) and room for a crawl's words (TOKENIZER_CACHE).
 No trained model, no lemmatizer (patterns list inflections), nothing downloaded
 at run time.
 """

@@ -110,18 +110,17 @@ def test_the_detector_tokenises_as_spacy_blank_does(det, lang):
 def test_the_tokenizer_cache_has_room_for_page_words(det):
     # Building the matcher tokenises thousands of pattern phrases; with spaCy's default
     # bound (10,000 chunks) the cache was full before the first page (detect.TOKENIZER_CACHE).
+    assert TOKENIZER_CACHE > spacy.blank("en").tokenizer.max_cache_size
     for nlp in det.nlps.values():
         assert nlp.tokenizer.max_cache_size == TOKENIZER_CACHE
-        assert TOKENIZER_CACHE > spacy.blank("en").tokenizer.max_cache_size
 
 
-def test_claims_do_not_depend_on_the_tokenizer_cache():
+def test_claims_do_not_depend_on_the_tokenizer_cache(det):
     pages = [{"text": "Stem Cell Therapy for Autism\nOur stem cells cure autism in 90% of children.\n"
                       "Book now: 555-0100.", "url": CLINIC},
              {"text": "We do not claim that stem cells can regrow cartilage. There is no proof.", "url": CLINIC},
              {"text": "Las células madre curan el autismo. ¡Reserve hoy su consulta!", "url": CLINIC, "lang": "es"}]
-    cached = Detector()
-    uncached = Detector()
+    cached, uncached = det, Detector()
     for nlp in uncached.nlps.values():
         nlp.tokenizer.max_cache_size = 0
         nlp.tokenizer.rules = nlp.tokenizer.rules  # the setter empties the cache
