@@ -28,9 +28,9 @@ import time
 from collections import deque
 from typing import Callable, Iterator
 
-from .history import decode_snapshot
-from .models import PageAnalysis
-from .storage import Store, utcnow
+from analysis.store.history import decode_snapshot
+from analysis.models import PageAnalysis
+from analysis.store.database import Store, utcnow
 
 PAGE_COLUMNS = ("p.id, p.url, p.title, p.text, p.lang, p.content_type, p.sha256, "
                 "s.compression, s.body AS snapshot")
@@ -56,7 +56,7 @@ def page_cues(row: dict) -> dict:
     body = decode_snapshot(row["sha256"], row.get("compression"), row["snapshot"])
     if body is None:  # altered or undecodable: analyse the text alone
         return {}
-    from .extract import extract_html
+    from analysis.extract import extract_html
 
     return extract_html(body, row["url"]).cues
 
@@ -82,7 +82,7 @@ _expected_version = None
 
 def _init_worker(patterns_dir: str, version: str):
     global _worker_detector, _expected_version
-    from .detect import Detector
+    from analysis.detect.detector import Detector
 
     _worker_detector, _expected_version = Detector(patterns_dir=patterns_dir), version
 

@@ -78,8 +78,8 @@ def run_bare(url: str, concurrency: int) -> dict:
 
 
 def run_full(url: str, concurrency: int, db: str) -> dict:
-    from analysis.crawl import run_crawl
-    from analysis.storage import Store
+    from crawler.run import run_crawl
+    from analysis.store.database import Store
 
     crawl_id = run_crawl(
         [{"url": url}], db, max_pages_per_site=10 ** 6, allow_hosts=["127.0.0.1"],

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import spacy  # noqa: E402
 
-from analysis.detect import Detector  # noqa: E402
+from analysis.detect.detector import Detector  # noqa: E402
 
 CLINIC = [
     "Our umbilical stem cell therapy can help patients with {disease}.",

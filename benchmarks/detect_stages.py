@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import spacy  # noqa: E402
 
-from analysis.detect import Detector  # noqa: E402
-from analysis.matcher import MATCHES  # noqa: E402
-from analysis.page_index import PageIndex  # noqa: E402
-from analysis.resolver import ClaimResolver  # noqa: E402
+from analysis.detect.detector import Detector  # noqa: E402
+from analysis.detect.matcher import MATCHES  # noqa: E402
+from analysis.detect.page_index import PageIndex  # noqa: E402
+from analysis.detect.claims import ClaimResolver  # noqa: E402
 from detect import Words, consume, make_pages, make_site_pages, timed  # noqa: E402
 
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lxml.html  # noqa: E402
 import spacy  # noqa: E402
 
-from analysis.detect import Detector  # noqa: E402
+from analysis.detect.detector import Detector  # noqa: E402
 from analysis.extract import extract_html  # noqa: E402
 from detect import timed  # noqa: E402
 

@@ -13,10 +13,10 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from analysis.detect import Detector
+from analysis.detect.detector import Detector
 from analysis.extract import extract_html
 from analysis.reanalyze import reanalyze
-from analysis.storage import Store
+from analysis.store.database import Store
 
 DEMO = Path(__file__).resolve().parent.parent / "data" / "demo"
 

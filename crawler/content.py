@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from analysis.charset import decode_body
+from analysis.extract.charset import decode_body
 from analysis.extract import extract_html, extract_pdf, extract_text
 from analysis.models import ExtractedPage
 

@@ -27,7 +27,7 @@ def init(parent_pid: int | None = None):
     global _detector
     if parent_pid:
         threading.Thread(target=_exit_with, args=(parent_pid,), daemon=True, name="orphan-watch").start()
-    from analysis.detect import get_detector
+    from analysis.detect.detector import get_detector
 
     _detector = get_detector()
 

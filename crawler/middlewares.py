@@ -19,8 +19,8 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.defer import deferred_to_future
 from twisted.internet.task import deferLater
 
-from analysis.netguard import allowed_hosts, check_host
-from crawler.resolver import blocked_reason
+from crawler.netguard import allowed_hosts, check_host
+from crawler.dns import blocked_reason
 
 
 class BlockedRequest(IgnoreRequest):

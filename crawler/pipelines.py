@@ -23,7 +23,7 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from twisted.internet import task
 
-from analysis.storage import Store
+from analysis.store.database import Store
 from crawler.detectworker import analyze
 
 logger = logging.getLogger(__name__)
@@ -110,8 +110,8 @@ class StoragePipeline:
             self.crawl_id = self.store.start_crawl(seeds, self.settings_record)
         spider.crawl_id = self.crawl_id
         self.stats.set_value("stemwatch/crawl_id", self.crawl_id)
-        if self.detect and importlib.util.find_spec("analysis.detect") is None:
-            logger.warning("analysis.detect is not available: pages are stored without claims")
+        if self.detect and importlib.util.find_spec("analysis.detect.detector") is None:
+            logger.warning("analysis.detect.detector is not available: pages are stored without claims")
             self.detect = False
         if self.detect:
             from crawler import detectworker

@@ -84,7 +84,7 @@ HTTPERROR_ALLOW_ALL = True
 
 # --- components ---------------------------------------------------------------
 # After name resolution: refuse internal addresses (crawler/resolver.py).
-TWISTED_DNS_RESOLVER = "crawler.resolver.GuardedResolver"
+TWISTED_DNS_RESOLVER = "crawler.dns.GuardedResolver"
 DOWNLOADER_MIDDLEWARES = {
     # Before anything else and again for every redirected request.
     "crawler.middlewares.PrivateAddressGuard": 50,

@@ -22,7 +22,7 @@ def db_path(tmp_path) -> Path:
 
 @pytest.fixture
 def fresh_db(db_path):
-    from analysis.storage import Store
+    from analysis.store.database import Store
 
     store = Store(db_path)
     yield store

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.detect import Detector
+from analysis.detect.detector import Detector
 from analysis.extract import extract_html
 
 DEMO_SITES = Path(__file__).resolve().parent.parent / "data" / "demo" / "sites"

@@ -65,7 +65,7 @@ def test_seed_on_internal_address_without_allow_host_is_recorded_not_fetched(tmp
 
 
 def test_resolver_refuses_names_of_internal_addresses():
-    from crawler.resolver import BlockedByResolver, GuardedResolver, blocked_reason
+    from crawler.dns import BlockedByResolver, GuardedResolver, blocked_reason
 
     resolver = GuardedResolver.__new__(GuardedResolver)
     resolver.allow = frozenset({"clinic.test"})

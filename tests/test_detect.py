@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from analysis.detect import Detector, get_detector
+from analysis.detect.detector import Detector, get_detector
 from analysis.models import CATEGORIES, PageAnalysis
 
 CLINIC = "https://www.example.org/treatments/"
@@ -349,7 +349,7 @@ def test_host_named_for_stem_cells_supplies_their_context(det):
 
 
 def test_url_host():
-    from analysis.pagekind import url_host
+    from analysis.detect.pagekind import url_host
     assert url_host("https://User@WWW.Example.org:8443/a?b#c") == "www.example.org"
     assert url_host("http://example.org") == url_host("example.org/page") == "example.org"
     assert url_host("") == ""
@@ -510,7 +510,7 @@ def test_sentence_splitter_is_newline_aware():
 
 def test_patterns_are_phrases_with_known_options(det):
     """Speed contract: no token-Matcher patterns; options are ones the resolver understands."""
-    from analysis.pattern_files import claim_patterns, cue_patterns
+    from analysis.detect.pattern_files import claim_patterns, cue_patterns
 
     for lang in det.nlps:
         for row in claim_patterns(det.patterns_dir, lang) + cue_patterns(det.patterns_dir, lang):
@@ -542,7 +542,7 @@ def test_overlong_stretches_are_cut_into_bounded_sentences(text):
     """Work per claim grows with its sentence, so a page without sentence ends (a hostile
     or badly extracted page) is cut into pieces of at most MAX_SENTENCE_CHARS, at a
     space where there is one."""
-    from analysis.sentences import MAX_SENTENCE_CHARS, sentence_cuts
+    from analysis.detect.sentences import MAX_SENTENCE_CHARS, sentence_cuts
 
     cuts = sentence_cuts(text)
     bounds = [0, *cuts, len(text)]
@@ -554,7 +554,7 @@ def test_overlong_stretches_are_cut_into_bounded_sentences(text):
 
 
 def test_claims_on_a_page_without_sentence_ends_are_quoted_in_bounded_pieces(det):
-    from analysis.sentences import MAX_SENTENCE_CHARS
+    from analysis.detect.sentences import MAX_SENTENCE_CHARS
 
     text = "our umbilical stem cells do not cure autism, " * 300  # cut at commas: each clause whole
     claims = det.analyze(text, url=CLINIC, lang="en").claims
@@ -568,7 +568,7 @@ def test_runs_of_punctuation_are_broken_before_tokenising(run):
     """spaCy's tokenizer is quadratic in a run of punctuation or symbols without a space
     (16,000 "!" took 22 s); normalize breaks every run of 64 or more with spaces, keeping
     every offset."""
-    from analysis.resolver import AFFIX_RUN, normalize
+    from analysis.detect.claims import AFFIX_RUN, normalize
 
     text = f"Wow {run} our stem cells cure autism."
     norm = normalize(text)
@@ -579,7 +579,7 @@ def test_runs_of_punctuation_are_broken_before_tokenising(run):
 
 
 def test_ordinary_text_is_left_as_it_is():
-    from analysis.resolver import normalize
+    from analysis.detect.claims import normalize
 
     text = "Call now!!! Results guaranteed... \u201cMiracle\u201d \u2014 see FAQ ???? (c) 2026 ----- **** #### 🙂🙂🙂"
     assert normalize(text) == text.translate({0x201c: '"', 0x201d: '"', 0x2014: "-"})

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.detect import get_detector
-from analysis.evaluate import KeywordBaseline, evaluate, format_report, load_corpus, score
+from analysis.detect.detector import get_detector
+from analysis.detect.evaluate import KeywordBaseline, evaluate, format_report, load_corpus, score
 
 ROWS = [
     {"id": "t1", "url": "https://www.example-regen.org/autism", "lang": "en", "page_kind": "clinic",

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from history_helpers import SITE, claim, crawl_with, day, status_by_sentence
 
 from analysis.cli import cli
-from analysis.history import Since, changes, format_changes, page_history, parse_since, verify_snapshots
-from analysis.storage import claim_key
+from analysis.store.history import Since, changes, format_changes, page_history, parse_since, verify_snapshots
+from analysis.store.database import claim_key
 
 FDA = claim("regulatory-misrepresentation", "Our stem cell therapy is FDA approved.")
 CURE = claim("disease-cure", "Stem cells cure Parkinson's disease.")

@@ -2,8 +2,8 @@
 
 import pytest
 
-from analysis.lang import LanguageGuesser
-from analysis.taxonomy import DEFAULT_PATTERNS_DIR
+from analysis.detect.lang import LanguageGuesser
+from analysis.detect.taxonomy import DEFAULT_PATTERNS_DIR
 
 EN = "the stem cell clinic is open and the doctors are in for the patients of the city. "
 ES = "la clínica de células madre está abierta y los médicos atienden a los pacientes de la ciudad. "
@@ -62,5 +62,5 @@ def test_non_ascii_text_counts_the_same_words(guesser):
 ])
 def test_first_words_are_the_regex_words(guesser, text):
     # _first_words takes faster paths by text; each must find what the plain regex finds
-    from analysis.lang import _WORD
+    from analysis.detect.lang import _WORD
     assert guesser._first_words(text)[0] == [w.lower().encode() for w in _WORD.findall(text)]

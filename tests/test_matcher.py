@@ -7,9 +7,9 @@ import shutil
 import pytest
 import spacy
 
-from analysis.detect import TOKENIZER_CACHE, Detector, get_detector
-from analysis.matcher import MATCHES, phrase_keys, sentence_cue_labels
-from analysis.resolver import KIND
+from analysis.detect.detector import TOKENIZER_CACHE, Detector, get_detector
+from analysis.detect.matcher import MATCHES, phrase_keys, sentence_cue_labels
+from analysis.detect.claims import KIND
 
 CLINIC = "https://www.example.org/treatments/"
 

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from history_helpers import claim, crawl_with, status_by_sentence
 
-from analysis import storage
+from analysis.store import database as storage
 from analysis.cli import cli
-from analysis.reviews import add_review
-from analysis.storage import MIGRATIONS, Store, StoreError
+from analysis.store.reviews import add_review
+from analysis.store.database import MIGRATIONS, Store, StoreError
 
 FOUNDATION_TABLES = ("crawls", "sites", "pages", "claims", "snapshots", "links")
 FDA = claim("regulatory-misrepresentation", "Our stem cell therapy is FDA approved.")
@@ -177,7 +177,7 @@ def test_faster_view_has_the_same_rows_as_before(db_path, migration, view):
 
 OPEN_AND_READ = """
 import sys
-from analysis.storage import Store
+from analysis.store.database import Store
 store = Store(sys.argv[1])
 print(store.db.execute("select count(*) from claim_status").fetchone()[0])
 store.close()

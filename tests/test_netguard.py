@@ -2,7 +2,7 @@
 
 import pytest
 
-from analysis.netguard import address_problem, allowed_hosts, check_host, check_resolved
+from crawler.netguard import address_problem, allowed_hosts, check_host, check_resolved
 
 
 @pytest.mark.parametrize("address, problem", [

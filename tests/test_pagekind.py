@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.detect import get_detector
+from analysis.detect.detector import get_detector
 from analysis.extract import extract_html
-from analysis.pagekind import PageKindScorer
+from analysis.detect.pagekind import PageKindScorer
 
 
 @pytest.fixture(scope="module")

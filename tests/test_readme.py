@@ -30,7 +30,7 @@ def test_readme_gives_make_test_and_ci_runs_it():
 
 
 def test_example_seed_list_loads_cleanly():
-    from analysis.seeds import load_seeds
+    from crawler.seeds import load_seeds
 
     seeds, problems = load_seeds([str(REPO / "data" / "seeds.example.csv")])
     assert problems == []

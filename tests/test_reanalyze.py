@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from history_helpers import SITE, day
 
 from analysis.cli import cli
-from analysis.history import Since, changes
+from analysis.store.history import Since, changes
 from analysis.models import Claim, PageAnalysis
 from analysis.reanalyze import describe, reanalyze
-from analysis.reviews import add_review
+from analysis.store.reviews import add_review
 
 PATTERNS = Path(__file__).resolve().parent.parent / "patterns"
 FDA = "Our stem cell therapy is FDA approved."
@@ -95,7 +95,7 @@ def _copy_patterns(tmp_path, drop_ids=(), add=()) -> Path:
 
 
 def test_changed_pattern_file_keeps_verdicts(fresh_db, db_path, tmp_path):
-    from analysis.detect import Detector
+    from analysis.detect.detector import Detector
 
     c1 = store_crawl(fresh_db, {"/": HOME, "/offer": OFFER}, on=1)
     c2 = store_crawl(fresh_db, {"/": HOME, "/offer": OFFER}, on=8)
@@ -133,7 +133,7 @@ def test_changed_pattern_file_keeps_verdicts(fresh_db, db_path, tmp_path):
 
 
 def test_one_and_two_workers_find_the_same_claims(fresh_db, tmp_path):
-    from analysis.detect import Detector
+    from analysis.detect.detector import Detector
 
     pages = {f"/p{i}": HOME if i % 2 else OFFER for i in range(140)}
     store_crawl(fresh_db, pages)

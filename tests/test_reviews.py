@@ -10,8 +10,8 @@ from history_helpers import claim, crawl_with, status_by_sentence
 
 from analysis.cli import cli
 from analysis.models import PageAnalysis
-from analysis.reviews import add_review, current_verdict, resolve_claim, review_history
-from analysis.storage import StoreError
+from analysis.store.reviews import add_review, current_verdict, resolve_claim, review_history
+from analysis.store.database import StoreError
 
 FDA = claim("regulatory-misrepresentation", "Our stem cell therapy is FDA approved.")
 CURE = claim("disease-cure", "Stem cells cure Parkinson's disease.")

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from analysis.cli import cli
-from analysis.scan import scan_paths
+from analysis.detect.scan import scan_paths
 
 CLINIC_HTML = """<!doctype html><html lang="en"><head><title>Example Regen Clinic | Stem cell therapy</title></head>
 <body><h1>Stem cell therapy for COPD</h1>

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from analysis.cli import cli
-from analysis.schedule import (LOCKED, RunLock, LockHeld, crawl_argv, default_lock_path, next_start,
+from crawler.schedule import (LOCKED, RunLock, LockHeld, crawl_argv, default_lock_path, next_start,
                                parse_interval, run_every)
 
 
@@ -59,7 +59,7 @@ def test_run_every_runs_on_a_fixed_grid(tmp_path):
 
 RUN_ONCE = """
 import sys
-from analysis.schedule import run_once
+from crawler.schedule import run_once
 sys.exit(run_once([sys.executable, "-c", "import time; time.sleep(float(__import__('sys').argv[1]))", sys.argv[2]],
                   sys.argv[1]))
 """

@@ -2,7 +2,7 @@
 
 import pytest
 
-from analysis.seeds import SeedError, load_seeds
+from crawler.seeds import SeedError, load_seeds
 
 
 def write(tmp_path, text, name="seeds.csv"):

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from analysis.datasette_plugin import highlight
+from analysis.web.plugin import highlight
 from analysis.models import Claim, PageAnalysis
 from conftest import REPO, STEMWATCH, free_port, wait_for_http
 

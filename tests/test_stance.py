@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.detect import get_detector
+from analysis.detect.detector import get_detector
 
 CLINIC = "https://www.example.org/services/stem-cells/"
 NEWS = "https://news.example.com/2025/03/health/stem-cells/"

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from history_helpers import claim, crawl_with
 
 from analysis.cli import cli
-from analysis.storage import Store
+from analysis.store.database import Store
 
 FDA = claim("regulatory-misrepresentation", "Our stem cell therapy is FDA approved.")
 
@@ -91,7 +91,7 @@ def test_backup_command(fresh_db, db_path, tmp_path):
 
 WRITER = """
 import sys, time
-from analysis.storage import Store
+from analysis.store.database import Store
 from analysis.models import Claim, PageAnalysis
 store = Store(sys.argv[1])
 batches, size = int(sys.argv[2]), int(sys.argv[3])

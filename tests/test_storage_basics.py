@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from analysis.models import Claim, PageAnalysis
-from analysis.storage import Store, StoreError, claim_key
+from analysis.store.database import Store, StoreError, claim_key
 
 
 def _page(crawl, url, **kw):

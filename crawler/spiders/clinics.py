@@ -36,11 +36,12 @@ from twisted.internet.error import (
 )
 from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 
-from analysis.seeds import load_seeds
-from analysis.urls import canonicalize, site_key
+from crawler.seeds import load_seeds
+from analysis.store.sites import site_key
+from crawler.urls import canonicalize
 from crawler.content import ContentError, media_type, read_body
 from crawler.items import PageItem
-from crawler.resolver import blocked_reason
+from crawler.dns import blocked_reason
 
 # Links to these are recorded but never fetched: they are not pages.
 SKIP_EXTENSIONS = {

@@ -18,8 +18,8 @@ from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc
 
-from .pattern_files import claim_patterns, cue_phrases, pattern_options
-from .taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
+from analysis.detect.pattern_files import claim_patterns, cue_phrases, pattern_options
+from analysis.detect.taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
 
 MATCHES = "sw_matches"  # doc.user_data key: every (key, start, end) match of the ruler
 

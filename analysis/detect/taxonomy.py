@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from .models import CATEGORIES, STANCES
+from analysis.models import CATEGORIES, STANCES
 
-DEFAULT_PATTERNS_DIR = Path(__file__).resolve().parent.parent / "patterns"
+DEFAULT_PATTERNS_DIR = Path(__file__).resolve().parents[2] / "patterns"
 
 
 @dataclass(frozen=True)

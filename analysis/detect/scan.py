@@ -6,9 +6,9 @@ import itertools
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .charset import decode_body
-from .extract import extract_html, extract_text
-from .models import Claim, PageAnalysis
+from analysis.extract.charset import decode_body
+from analysis.extract import extract_html, extract_text
+from analysis.models import Claim, PageAnalysis
 
 SUFFIXES = (".html", ".htm", ".txt")
 
@@ -59,7 +59,7 @@ def scan_paths(paths: Iterable[str | Path], detector=None, *, workers: int = 1,
     chunk are analysed by that many detector processes.
     """
     if detector is None:
-        from .detect import get_detector
+        from analysis.detect.detector import get_detector
 
         detector = get_detector()
     entries = _entries(paths)

@@ -28,14 +28,14 @@ from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
-from .matcher import MATCHES, PhraseTable
-from .page_index import MISSING, PageIndex
-from .pagekind import PageKindScorer, url_host
-from .pattern_files import pattern_options
-from .rules import Rule, check_order, compile_rules, page_allows
-from .sentences import doc_text
-from .stance import StanceRules
-from .taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
+from analysis.detect.matcher import MATCHES, PhraseTable
+from analysis.detect.page_index import MISSING, PageIndex
+from analysis.detect.pagekind import PageKindScorer, url_host
+from analysis.detect.pattern_files import pattern_options
+from analysis.detect.rules import Rule, check_order, compile_rules, page_allows
+from analysis.detect.sentences import doc_text
+from analysis.detect.stance import StanceRules
+from analysis.detect.taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
 
 SPANS_KEY = "claims"
 KIND = "sw_page_kind"  # doc.user_data key: the page kind

@@ -37,13 +37,13 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from . import matcher as _matcher  # noqa: F401  (registers stemwatch_ruler)
-from . import sentences as _sentences  # noqa: F401  (registers stemwatch_sentences)
-from .lang import LanguageGuesser
-from .models import Claim, PageAnalysis
-from .pattern_files import patterns_version
-from .resolver import INFO, KIND, SPANS_KEY, normalize
-from .taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
+from analysis.detect import matcher as _matcher  # noqa: F401  (registers stemwatch_ruler)
+from analysis.detect import sentences as _sentences  # noqa: F401  (registers stemwatch_sentences)
+from analysis.detect.lang import LanguageGuesser
+from analysis.models import Claim, PageAnalysis
+from analysis.detect.pattern_files import patterns_version
+from analysis.detect.claims import INFO, KIND, SPANS_KEY, normalize
+from analysis.detect.taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
 
 LANGS = ("en", "es")
 MAX_LENGTH = 5_000_000  # characters; spaCy's default of 1M refuses some long pages

@@ -154,7 +154,7 @@ def make_datasette(db_path: str | Path):
     from datasette.app import Datasette
     from datasette.plugins import pm
 
-    from . import datasette_plugin
+    from analysis.web import plugin as datasette_plugin
 
     if not pm.is_registered(datasette_plugin):
         pm.register(datasette_plugin, name="stemwatch")

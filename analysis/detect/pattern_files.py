@@ -12,7 +12,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from .models import CATEGORIES
+from analysis.models import CATEGORIES
 
 CODE_VERSION = "3.2"  # bump when detection code changes behaviour
 CUE_FILES = ("context", "stance", "pagekind")

@@ -14,8 +14,8 @@ import json
 import re
 from pathlib import Path
 
-from .models import CATEGORIES, PAGE_KINDS
-from .taxonomy import DEFAULT_PATTERNS_DIR
+from analysis.models import CATEGORIES, PAGE_KINDS
+from analysis.detect.taxonomy import DEFAULT_PATTERNS_DIR
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
 

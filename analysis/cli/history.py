@@ -22,7 +22,7 @@ db_option = click.option("--db", "db_path", required=True, type=click.Path(dir_o
 def open_db(db_path: str, *, migrate: bool = True, create: bool = False):
     """The Store behind a command's --db, its errors as ClickException.
     Only the commands that write a crawl may create a new database."""
-    from .storage import Store, StoreError
+    from analysis.store.database import Store, StoreError
 
     if not create and not Path(db_path).is_file():
         raise click.ClickException(f"no database at {db_path} (a crawl creates one: stemwatch crawl SEED --db {db_path})")
@@ -52,7 +52,7 @@ def changes(since, site, db_path, fmt):
     \b
     Example: stemwatch changes --since 2026-11-01 --db data/clinics.db
     """
-    from .history import changes as query, format_changes, parse_since
+    from analysis.store.history import changes as query, format_changes, parse_since
 
     try:
         when = parse_since(since)
@@ -82,8 +82,8 @@ def review(claim_ref, verdict, note, reviewer, db_path):
     \b
     Example: stemwatch review 42 --verdict confirmed --by ana --db data/clinics.db
     """
-    from .reviews import add_review, review_history
-    from .storage import StoreError
+    from analysis.store.reviews import add_review, review_history
+    from analysis.store.database import StoreError
 
     store = open_db(db_path)
     try:
@@ -117,12 +117,12 @@ def reanalyze(db_path, crawl_id, workers, batch):
     \b
     Example: stemwatch reanalyze --db data/clinics.db --workers 2
     """
-    from .reanalyze import ReanalysisError, describe, reanalyze as run
+    from analysis.reanalyze import ReanalysisError, describe, reanalyze as run
 
     store = open_db(db_path)
     try:
         try:
-            from .detect import get_detector
+            from analysis.detect.detector import get_detector
 
             detector = get_detector()
         except ImportError as e:
@@ -175,7 +175,7 @@ def verify(db_path):
     \b
     Example: stemwatch verify --db data/clinics.db
     """
-    from .history import verify_snapshots
+    from analysis.store.history import verify_snapshots
 
     store = open_db(db_path, migrate=False)
     try:
@@ -215,7 +215,7 @@ def schedule(ctx, seeds, db_path, every, max_runs, lock_path, max_pages_per_site
     \b
     Example: stemwatch schedule seeds.csv --db data/clinics.db --every 7d
     """
-    from .schedule import crawl_argv, default_lock_path, parse_interval, run_every, run_once
+    from crawler.schedule import crawl_argv, default_lock_path, parse_interval, run_every, run_once
 
     interval = None
     if every:
@@ -230,7 +230,7 @@ def schedule(ctx, seeds, db_path, every, max_runs, lock_path, max_pages_per_site
     lock = lock_path or default_lock_path(db_path)
 
     def log(msg):
-        from .storage import utcnow
+        from analysis.store.database import utcnow
 
         click.echo(f"{utcnow()} {msg}", err=True)
 

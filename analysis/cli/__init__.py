@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from . import __version__
-from .history_cli import open_db
+from analysis import __version__
+from analysis.cli.history import open_db
 
 
 @click.group()
@@ -57,7 +57,7 @@ def serve(db_path, host, port):
 
     Example: stemwatch serve --db data/clinics.db --port 8001
     """
-    from .serve import serve as run_serve
+    from analysis.web.serve import serve as run_serve
 
     open_db(db_path).close()  # refuses a missing, damaged or newer database; upgrades an older one
     click.echo(f"Serving {db_path} at http://{host}:{port}/ (Ctrl-C to stop)")
@@ -79,8 +79,8 @@ def demo(db_path, do_serve, port, sites_port):
 
     Example: stemwatch demo --db data/demo.db
     """
-    from .demo import start_demo_sites
-    from .serve import serve as run_serve
+    from analysis.demo import start_demo_sites
+    from analysis.web.serve import serve as run_serve
 
     open_db(db_path, create=True).close()
     try:
@@ -124,7 +124,7 @@ def crawl(seeds, db_path, max_pages_per_site, allow_hosts, contact, resume, scra
 
     Example: stemwatch crawl seeds.csv --db clinics.db --contact you@lab.org
     """
-    from .seeds import SeedError, load_seeds
+    from crawler.seeds import SeedError, load_seeds
 
     if resume and seeds:
         raise click.UsageError("--resume continues the recorded crawl: give no seeds with it")
@@ -155,9 +155,9 @@ def crawl(seeds, db_path, max_pages_per_site, allow_hosts, contact, resume, scra
 
 def _run_crawl(seeds, db_path, **options) -> dict:
     """Run one crawl in this process and return its summary."""
-    from .crawl import CrawlError, run_crawl
-    from .seeds import SeedError
-    from .storage import StoreError
+    from crawler.run import CrawlError, run_crawl
+    from crawler.seeds import SeedError
+    from analysis.store.database import StoreError
 
     try:
         crawl_id = run_crawl(seeds, db_path, **options)
@@ -187,8 +187,8 @@ def export(out_dir, db_path, site, claim_ids, category, stance, crawl_id):
 
     Example: stemwatch export complaint/ --db data/clinics.db --site example-clinic.com
     """
-    from .evidence import export_evidence
-    from .storage import StoreError
+    from analysis.evidence.export import export_evidence
+    from analysis.store.database import StoreError
 
     store = open_db(db_path)
     try:
@@ -202,7 +202,7 @@ def export(out_dir, db_path, site, claim_ids, category, stance, crawl_id):
     click.echo("Check the files with: sha256sum -c SHA256SUMS (inside that folder)")
 
 
-from .history_cli import COMMANDS as _HISTORY_COMMANDS  # noqa: E402  changes, review, reanalyze, backup, verify, schedule
+from analysis.cli.history import COMMANDS as _HISTORY_COMMANDS  # noqa: E402  changes, review, reanalyze, backup, verify, schedule
 
 for _command in _HISTORY_COMMANDS:
     cli.add_command(_command)
@@ -226,7 +226,7 @@ def scan(paths, fmt, workers):
     """
     import json
 
-    from .scan import claim_record, format_table, scan_paths
+    from analysis.detect.scan import claim_record, format_table, scan_paths
 
     failed = 0
     for path, analysis, error in scan_paths(paths, workers=workers):
@@ -250,8 +250,8 @@ def eval_cmd(corpus, show_errors):
 
     Example: stemwatch eval corpus.jsonl --show-errors
     """
-    from .detect import get_detector
-    from .evaluate import evaluate, format_report
+    from analysis.detect.detector import get_detector
+    from analysis.detect.evaluate import evaluate, format_report
 
     try:
         report = evaluate(corpus, get_detector())
@@ -259,6 +259,3 @@ def eval_cmd(corpus, show_errors):
         raise click.ClickException(f"{corpus}: {e}")
     click.echo(format_report(report, show_errors=show_errors))
 
-
-if __name__ == "__main__":  # python -m analysis.cli, used by the tests
-    cli()

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote
 
-from .models import PAGE_KINDS
+from analysis.models import PAGE_KINDS
 
 
 class PageKindScorer:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from twisted.internet.error import DNSLookupError
 
-from analysis.netguard import allowed_hosts, check_resolved
+from crawler.netguard import allowed_hosts, check_resolved
 from scrapy.resolver import CachingThreadedResolver
 
 

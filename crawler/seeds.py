@@ -12,7 +12,8 @@ import io
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .urls import canonicalize, site_key
+from analysis.store.sites import site_key
+from crawler.urls import canonicalize
 
 KNOWN_COLUMNS = ("name", "country", "state", "notes")
 

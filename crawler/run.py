@@ -16,8 +16,8 @@ import logging
 import shutil
 from pathlib import Path
 
-from .seeds import SeedError
-from .storage import Store, StoreError, write_transaction
+from crawler.seeds import SeedError
+from analysis.store.database import Store, StoreError, write_transaction
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import Iterable
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from .models import PageAnalysis
+from analysis.models import PageAnalysis
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 MIGRATIONS = Migrations("stemwatch")
@@ -120,7 +120,7 @@ def m002_history(db: sqlite_utils.Database):
     """Reviews (append-only), re-analysis runs and the lifecycle views:
     page_history, page_observations, claim_changes, claim_status,
     claim_verdicts. Rules in analysis/history_sql.py."""
-    from .history_sql import M002_SQL
+    from analysis.store.history_sql import M002_SQL
 
     _execute_statements(db, M002_SQL)
 
@@ -128,7 +128,7 @@ def m002_history(db: sqlite_utils.Database):
 @MIGRATIONS()
 def m003_faster_claim_changes(db: sqlite_utils.Database):
     """claim_changes rewritten for speed; same columns, same rows."""
-    from .history_sql import M003_CLAIM_CHANGES
+    from analysis.store.history_sql import M003_CLAIM_CHANGES
 
     _execute_statements(db, M003_CLAIM_CHANGES)
 
@@ -137,7 +137,7 @@ def m003_faster_claim_changes(db: sqlite_utils.Database):
 @MIGRATIONS()
 def m004_faster_claim_status(db: sqlite_utils.Database):
     """claim_status takes the current verdict by index lookup; same columns, same rows."""
-    from .history_sql import M004_CLAIM_STATUS
+    from analysis.store.history_sql import M004_CLAIM_STATUS
 
     _execute_statements(db, M004_CLAIM_STATUS)
 
@@ -145,7 +145,7 @@ def m004_faster_claim_status(db: sqlite_utils.Database):
 @MIGRATIONS()
 def m005_faster_claim_verdicts(db: sqlite_utils.Database):
     """claim_verdicts looked up by index; same columns, same rows."""
-    from .history_sql import M005_CLAIM_VERDICTS
+    from analysis.store.history_sql import M005_CLAIM_VERDICTS
 
     _execute_statements(db, M005_CLAIM_VERDICTS)
 
@@ -272,7 +272,7 @@ class Store:
             ).last_pk
 
     def upsert_sites(self, seeds: Iterable[dict]):
-        from .urls import site_key
+        from analysis.store.sites import site_key
 
         now = utcnow()
         for seed in seeds:
@@ -349,7 +349,7 @@ class Store:
         return body
 
     def _add_links(self, page_id: int, page: dict, links: list[str]):
-        from .urls import site_key
+        from analysis.store.sites import site_key
 
         rows = []
         for target in links:

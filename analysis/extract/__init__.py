@@ -14,7 +14,7 @@ from urllib.parse import urljoin, urldefrag
 import lxml.html
 from lxml import etree
 
-from .models import ExtractedPage
+from analysis.models import ExtractedPage
 
 # Elements whose content is never visible text.
 _INVISIBLE = {

@@ -29,8 +29,8 @@ from pathlib import Path
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from . import __version__
-from .storage import Store, StoreError
+from analysis import __version__
+from analysis.store.database import Store, StoreError
 
 CLAIM_FIELDS = [
     "claim_id", "claim_key", "site", "site_name", "url", "captured_at", "http_status",

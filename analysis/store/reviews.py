@@ -14,7 +14,7 @@ import os
 
 import sqlite_utils
 
-from .storage import StoreError, utcnow, write_transaction
+from analysis.store.database import StoreError, utcnow, write_transaction
 
 VERDICTS = ("confirmed", "false-alarm", "unsure")
 

@@ -11,8 +11,8 @@ from bisect import bisect_left, bisect_right
 
 from spacy.tokens import Doc
 
-from .rules import Rule
-from .sentences import sentence_cuts, token_starts
+from analysis.detect.rules import Rule
+from analysis.detect.sentences import sentence_cuts, token_starts
 
 REGION_MARGIN = 1500  # characters around the candidates that are segmented into sentences
 HEADING_LOOKBACK = 40  # lines: how far above a list item its heading may stand
