@@ -60,3 +60,15 @@ class ExtractedPage:
     links: list[str] = field(default_factory=list)  # absolute URLs, in page order
     # Cues a person uses to tell a clinic page from a news story or a warning.
     cues: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredPage:
+    """A page as the store keeps it: its text (claim offsets refer to it) and its body."""
+
+    text: str
+    url: str
+    title: str = ""
+    content_type: str = ""
+    body: bytes | None = None  # the snapshot, decompressed and hash-checked; None if absent
+    final_url: str = ""  # after redirects: the URL the body was extracted against

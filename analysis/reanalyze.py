@@ -11,99 +11,22 @@ Detection runs over the page text stored at crawl time (the offsets of
 claims refer to it); the page cues the detector uses to tell a clinic from a
 news story are re-extracted from the stored HTML snapshot.
 
-Both cores: with workers > 1, batches of pages go to a pool of processes
-started once per run, each holding its own detector built from the same
-pattern directory and running it with n_process=1; cue extraction runs
-there too, and the main process only reads pages and writes results.
-(spaCy's own n_process starts fresh workers for every chunk analyze_many
-hands it and pickles each Doc back; with the detector of 2026-11-25 04:25
-it was three times slower than one process.)
+Both cores: with workers > 1, batches of pages go to the detector pool
+(analysis.detect.pool), started once per run; cue extraction runs there too,
+and this process only reads pages and writes results.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
 import time
 from collections import deque
-from typing import Callable, Iterator
+from typing import Callable
 
-from analysis.store.history import decode_snapshot
-from analysis.models import PageAnalysis
+from analysis.detect.pool import DetectorPool, DetectorVersionError, batched
 from analysis.store.database import Store, utcnow
 
-PAGE_COLUMNS = ("p.id, p.url, p.title, p.text, p.lang, p.content_type, p.sha256, "
-                "s.compression, s.body AS snapshot")
-
-
-def chunked(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
-
-
-def load_pages(store: Store, ids: list[int]) -> list[dict]:
-    """The stored text and (compressed) snapshot of these pages."""
-    marks = ",".join("?" * len(ids))
-    sql = (f"select {PAGE_COLUMNS} from pages p left join snapshots s on s.sha256 = p.sha256 "
-           f"where p.id in ({marks}) order by p.id")
-    return [dict(r) for r in store.db.query(sql, ids)]
-
-
-def page_cues(row: dict) -> dict:
-    """The structural cues of an HTML page, from its stored snapshot ({} without one)."""
-    if not row.get("snapshot") or "html" not in (row.get("content_type") or "html"):
-        return {}
-    body = decode_snapshot(row["sha256"], row.get("compression"), row["snapshot"])
-    if body is None:  # altered or undecodable: analyse the text alone
-        return {}
-    from analysis.extract import extract_html
-
-    return extract_html(body, row["url"]).cues
-
-
-def detector_input(row: dict) -> dict:
-    return {"text": row["text"], "url": row["url"], "title": row.get("title") or "",
-            "lang": row.get("lang") or "", "cues": page_cues(row)}
-
-
-def analyse_pages(detector, rows: list[dict]) -> list[tuple[int, PageAnalysis]]:
-    results = detector.analyze_many([detector_input(r) for r in rows], n_process=1)
-    return [(r["id"], analysis) for r, analysis in zip(rows, results)]
-
-
-# -- the worker processes ----------------------------------------------------------
 class ReanalysisError(Exception):
     pass
-
-
-_worker_detector = None
-_expected_version = None
-
-
-def _init_worker(patterns_dir: str, version: str):
-    global _worker_detector, _expected_version
-    from analysis.detect.detector import Detector
-
-    _worker_detector, _expected_version = Detector(patterns_dir=patterns_dir), version
-
-
-def _analyse_in_worker(rows: list[dict]) -> list[tuple[int, PageAnalysis]]:
-    if _worker_detector.version != _expected_version:
-        raise ReanalysisError(
-            f"the patterns in {_worker_detector.patterns_dir} changed while re-analysing "
-            f"({_expected_version} became {_worker_detector.version}); pages done so far are "
-            "stored, run reanalyze again to finish")
-    return analyse_pages(_worker_detector, rows)
-
-
-def _pool(detector, workers: int):
-    """A pool of detector processes, or None to run in this process."""
-    patterns_dir = getattr(detector, "patterns_dir", None)
-    if workers <= 1 or patterns_dir is None:
-        return None
-    return concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker, initargs=(str(patterns_dir), detector.version))
 
 
 def detected_verdicts(store: Store) -> dict[str, str]:
@@ -136,23 +59,26 @@ def reanalyze(store: Store, detector, *, crawl_id: int | None = None, workers: i
         if progress:
             progress(done, len(ids))
 
-    pool = _pool(detector, workers)
+    processes = workers if workers > 1 and getattr(detector, "patterns_dir", None) else 0
     try:
-        if pool is None:
-            for part in chunked(ids, batch):
-                write(analyse_pages(detector, load_pages(store, part)))
-        else:
-            in_flight: deque = deque()
-            for part in chunked(ids, batch):
-                in_flight.append(pool.submit(_analyse_in_worker, load_pages(store, part)))
-                while len(in_flight) > 2 * workers:
-                    write(in_flight.popleft().result())
+        with DetectorPool(processes, detector=detector) as pool:
+            in_flight: deque = deque()  # (stored pages, future of their analyses), in order
+
+            def write_first():
+                stored, future = in_flight.popleft()
+                write([(pid, analysis) for (pid, _), analysis in zip(stored, future.result())])
+
+            for part in batched(ids, batch):
+                stored = store.stored_pages(part)
+                in_flight.append((stored, pool.submit([page for _, page in stored])))
+                while len(in_flight) > 2 * processes:
+                    write_first()
             while in_flight:
-                write(in_flight.popleft().result())
+                write_first()
         status = "finished"
+    except DetectorVersionError as e:
+        raise ReanalysisError(str(e)) from e
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
         seconds = round(time.monotonic() - started, 3)
         store.db["reanalysis_runs"].update(run_id, {
             "finished_at": utcnow(), "pages": done, "claims": claims, "workers": workers,

@@ -10,7 +10,7 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured, StopDownload
 from twisted.internet import task
 
-from crawler.content import media_type
+from analysis.extract.content import media_type
 
 logger = logging.getLogger("stemwatch.progress")
 

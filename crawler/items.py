@@ -20,8 +20,7 @@ class PageItem(scrapy.Item):
     size = scrapy.Field()
     title = scrapy.Field()
     text = scrapy.Field()
-    lang = scrapy.Field()
-    cues = scrapy.Field()  # ExtractedPage.cues, for the detector; not stored
+    detector_input = scrapy.Field()  # analysis.detect.inputs.PageInput; not stored
     error = scrapy.Field()
     depth = scrapy.Field()
     referer = scrapy.Field()

@@ -2,8 +2,8 @@
 
 - One transaction per batch of STEMWATCH_BATCH_SIZE pages or every
   STEMWATCH_BATCH_SECONDS, whichever comes first.
-- Each written batch goes to a one-worker ProcessPoolExecutor (spawned, so
-  it shares nothing with the reactor) that builds the detector once;
+- Each written batch goes to the detector pool (analysis.detect.pool) with
+  one worker process, so spaCy never runs on the reactor's thread or core;
   finished batches are written on every flush.
 - At close: what is still unanalysed in the crawl is analysed, then the
   crawl record gets its status and the Scrapy stats plus per-site counts.
@@ -14,8 +14,6 @@ from __future__ import annotations
 import concurrent.futures
 import importlib.util
 import logging
-import multiprocessing
-import os
 import time
 from collections import deque
 
@@ -24,7 +22,6 @@ from scrapy.exceptions import NotConfigured
 from twisted.internet import task
 
 from analysis.store.database import Store
-from crawler.detectworker import analyze
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +78,8 @@ class StoragePipeline:
         }
         self.buffer: list[dict] = []
         self.first_buffered = None
-        self.waiting: deque = deque()  # (page_id, page dict) not yet submitted
-        self.in_flight: list[concurrent.futures.Future] = []
+        self.waiting: deque = deque()  # (page_id, PageInput or StoredPage) not yet submitted
+        self.in_flight: list[tuple[list[int], concurrent.futures.Future]] = []
         self.pool = None
         self.detector_version = ""
         self.flusher = None
@@ -114,20 +111,16 @@ class StoragePipeline:
             logger.warning("analysis.detect.detector is not available: pages are stored without claims")
             self.detect = False
         if self.detect:
-            from crawler import detectworker
+            from analysis.detect.pool import DetectorPool
 
-            self.pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                initializer=detectworker.init, initargs=(os.getpid(),),
-            )
+            self.pool = DetectorPool(1)
         self.flusher = task.LoopingCall(self._tick)
         self.flusher.start(max(self.batch_seconds / 2, 0.1), now=False)
 
     def process_item(self, item, spider=None):
         page = {k: item.get(k) for k in PAGE_COLUMNS}
         page["crawl_id"] = self.crawl_id
-        extra = {"cues": item.get("cues") or {}, "lang": item.get("lang") or ""}
-        self.buffer.append((page, extra))
+        self.buffer.append((page, item.get("detector_input")))
         if self.first_buffered is None:
             self.first_buffered = time.monotonic()
         if len(self.buffer) >= self.batch_size:
@@ -169,15 +162,12 @@ class StoragePipeline:
         if self.buffer:
             batch, self.buffer, self.first_buffered = self.buffer, [], None
             ids = self.store.add_pages([page for page, _ in batch])
-            for pid, (page, extra) in zip(ids, batch):
+            for pid, (page, detector_input) in zip(ids, batch):
                 self.stats.inc_value("stemwatch/pages")
                 self.stats.inc_value("stemwatch/errors" if page.get("error") else "stemwatch/ok")
-                if self.pool is not None and not page.get("error") and page.get("text"):
+                if self.pool is not None and detector_input is not None and page.get("text"):
                     if len(self.waiting) < MAX_WAITING:
-                        self.waiting.append((pid, {
-                            "text": page["text"], "url": page["url"], "title": page.get("title") or "",
-                            "lang": extra["lang"], "cues": extra["cues"],
-                        }))
+                        self.waiting.append((pid, detector_input))
                     else:
                         self.stats.inc_value("stemwatch/detect_deferred")  # analysed at close
         if self.pool is not None:
@@ -189,7 +179,7 @@ class StoragePipeline:
         while self.waiting and len(self.in_flight) < MAX_IN_FLIGHT:
             batch = [self.waiting.popleft() for _ in range(min(DETECT_BATCH, len(self.waiting)))]
             try:
-                self.in_flight.append(self.pool.submit(analyze, batch))
+                self.in_flight.append(([pid for pid, _ in batch], self.pool.submit([p for _, p in batch])))
             except concurrent.futures.BrokenExecutor as e:
                 logger.error("the detector process died (%s): the rest is stored without claims", e)
                 self.stats.inc_value("stemwatch/detect_errors")
@@ -198,12 +188,12 @@ class StoragePipeline:
 
     def _collect(self, wait: bool = False):
         if wait and self.in_flight:
-            concurrent.futures.wait(self.in_flight)
-        done = [f for f in self.in_flight if f.done()]
-        self.in_flight = [f for f in self.in_flight if not f.done()]
-        for future in done:
+            concurrent.futures.wait([f for _, f in self.in_flight])
+        done = [(ids, f) for ids, f in self.in_flight if f.done()]
+        self.in_flight = [(ids, f) for ids, f in self.in_flight if not f.done()]
+        for ids, future in done:
             try:
-                results = future.result()
+                results = list(zip(ids, future.result()))
             except Exception as e:  # a broken detector must not lose the crawl
                 logger.error("detection failed for a batch: %s: %s", type(e).__name__, e)
                 self.stats.inc_value("stemwatch/detect_errors")
@@ -220,16 +210,13 @@ class StoragePipeline:
         while self.waiting or self.in_flight:
             self._submit()
             self._collect(wait=True)
-        rest = [
-            (p["id"], {"text": p["text"], "url": p["url"], "title": p.get("title") or "",
-                       "lang": p.get("lang") or "", "cues": {}})
-            for p in self.store.pages_to_analyze(self.crawl_id)
-        ]
+        rest = [p["id"] for p in self.store.pages_to_analyze(self.crawl_id, columns="id")]
         if rest:
             logger.info("analysing %d more pages", len(rest))
-            self.waiting.extend(rest)
+        for start in range(0, len(rest), DETECT_BATCH):  # stored bodies are read a batch at a time
+            self.waiting.extend(self.store.stored_pages(rest[start:start + DETECT_BATCH]))
             while self.waiting or self.in_flight:
                 self._submit()
                 self._collect(wait=True)
-        self.pool.shutdown(wait=True)
+        self.pool.close()
         self.pool = None

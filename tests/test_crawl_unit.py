@@ -10,7 +10,7 @@ from scrapy.utils.test import get_crawler
 from twisted.python.failure import Failure
 
 from crawler.run import project_settings
-from crawler.content import decode_body, looks_binary, read_body
+from analysis.extract.content import decode_body, looks_binary, read_body
 from crawler.middlewares import BlockedRequest, PrivateAddressGuard, parse_retry_after
 from crawler.spiders.clinics import ClinicsSpider, url_pattern
 

@@ -31,9 +31,9 @@ class KeywordDetector:
 
     def analyze_many(self, pages, n_process=1):
         for page in pages:
-            self.seen.append(page["url"])
-            claims = [Claim(cat, "promoted", w, page["text"], page["text"].find(w), page["text"].find(w) + len(w), w)
-                      for w, cat in self.words.items() if w in page["text"]]
+            self.seen.append(page.url)
+            claims = [Claim(cat, "promoted", w, page.text, page.text.find(w), page.text.find(w) + len(w), w)
+                      for w, cat in self.words.items() if w in page.text]
             yield PageAnalysis(claims=claims, detector_version=self.version)
 
 
@@ -78,7 +78,7 @@ def test_cues_come_from_the_stored_snapshot(fresh_db):
     class CueDetector(KeywordDetector):
         def analyze_many(self, pages, n_process=1):
             for page in pages:
-                seen.append(page["cues"])
+                seen.append(page.cues)
                 yield PageAnalysis(detector_version=self.version)
 
     reanalyze(fresh_db, CueDetector("v1", {}))

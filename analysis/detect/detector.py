@@ -26,8 +26,6 @@ at run time.
 
 from __future__ import annotations
 
-import itertools
-import multiprocessing
 from collections import deque
 from functools import lru_cache
 from pathlib import Path
@@ -39,6 +37,7 @@ from spacy.tokens import Doc
 
 from analysis.detect import matcher as _matcher  # noqa: F401  (registers stemwatch_ruler)
 from analysis.detect import sentences as _sentences  # noqa: F401  (registers stemwatch_sentences)
+from analysis.detect.inputs import PageInput, as_input
 from analysis.detect.lang import LanguageGuesser
 from analysis.models import Claim, PageAnalysis
 from analysis.detect.pattern_files import patterns_version
@@ -117,77 +116,43 @@ class Detector:
         doc._context = {"url": url or "", "title": title or "", "cues": cues or {}, "text": norm}
         return self._result(nlp(doc), text, lang)
 
-    def analyze_many(self, pages: Iterable[dict], *, n_process: int = 1,
+    def analyze_many(self, pages: Iterable, *, n_process: int = 1,
                      batch_size: int = 32) -> Iterator[PageAnalysis]:
-        """Analyse dicts with keys text, url, title, lang, cues; results in input order.
+        """Analyse pages (PageInput, StoredPage or dicts with the same keys); results in
+        input order. With n_process > 1 the batches go to the detector pool (pool.py).
 
-        With n_process > 1, batches go to a pool of worker processes, each running
-        ``nlp.pipe`` on its batch and sending back PageAnalysis objects. spaCy's own
-        ``nlp.pipe(n_process=...)`` ships every Doc back through to_bytes/from_bytes,
-        which costs about 2 ms a page, fifteen times the detection itself (measured
-        with benchmarks/detect.py), so it would make more processes slower.
+        spaCy's own ``nlp.pipe(n_process=...)`` ships every Doc back through
+        to_bytes/from_bytes, which costs about 2 ms a page, fifteen times the detection
+        itself (measured with benchmarks/detect.py), so the pool sends back
+        PageAnalysis objects instead.
         """
         if n_process <= 1:
-            yield from self._pipe(pages, batch_size)
+            yield from self._pipe(map(as_input, pages), batch_size)
             return
-        global _POOL_DETECTOR
-        _POOL_DETECTOR = self  # inherited by forked workers; rebuilt from patterns_dir otherwise
-        methods = multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-        # A bounded queue of batches in flight, read in order: the workers always have
-        # the next batch while the first result is read, and memory stays flat on any crawl
-        # (pool.map over windows left a worker idle at the end of every window).
-        in_flight: deque = deque()
-        with ctx.Pool(n_process, initializer=_init_worker, initargs=(str(self.patterns_dir),)) as pool:
-            for batch in _batched(pages, batch_size):
-                in_flight.append(pool.apply_async(_analyze_batch, ((batch, batch_size),)))
-                if len(in_flight) > n_process * 3:
-                    yield from in_flight.popleft().get()
-            while in_flight:
-                yield from in_flight.popleft().get()
+        from analysis.detect.pool import DetectorPool
 
-    def _pipe(self, pages: Iterable[dict], batch_size: int) -> Iterator[PageAnalysis]:
+        with DetectorPool(n_process, detector=self) as pool:
+            yield from pool.imap(pages, batch_size)
+
+    def _pipe(self, pages: Iterable[PageInput], batch_size: int) -> Iterator[PageAnalysis]:
         """English pages stream through one ``nlp.pipe``; a page in another language travels
         through it as an empty placeholder and is analysed with its own pipeline, so order
         is kept without buffering."""
-        pending: deque[tuple[str, str, dict]] = deque()
+        pending: deque[tuple[PageInput, str]] = deque()
 
         def feed():
             for page in pages:
-                text = page.get("text") or ""
-                lang = self.language(text, page.get("lang") or "")
-                meta = {"url": page.get("url") or "", "title": page.get("title") or "",
-                        "cues": page.get("cues") or {}}
-                pending.append((text, lang, meta))
-                norm = normalize(text) if lang == "en" else ""
-                yield norm, dict(meta, text=norm)
+                lang = self.language(page.text, page.lang)
+                pending.append((page, lang))
+                norm = normalize(page.text) if lang == "en" else ""
+                yield norm, {"url": page.url, "title": page.title, "cues": page.cues, "text": norm}
 
         for doc, _ in self.nlps["en"].pipe(feed(), as_tuples=True, batch_size=batch_size):
-            text, lang, meta = pending.popleft()
+            page, lang = pending.popleft()
             if lang == "en":
-                yield self._result(doc, text, lang)
+                yield self._result(doc, page.text, lang)
             else:
-                yield self.analyze(text, lang=lang, **meta)
-
-
-_POOL_DETECTOR: Detector | None = None
-
-
-def _init_worker(patterns_dir: str):
-    global _POOL_DETECTOR
-    if _POOL_DETECTOR is None or str(_POOL_DETECTOR.patterns_dir) != patterns_dir:
-        _POOL_DETECTOR = Detector(patterns_dir)
-
-
-def _analyze_batch(args) -> list[PageAnalysis]:
-    pages, batch_size = args
-    return list(_POOL_DETECTOR._pipe(pages, batch_size))
-
-
-def _batched(items: Iterable, size: int) -> Iterator[list]:
-    it = iter(items)
-    while batch := list(itertools.islice(it, max(size, 1))):
-        yield batch
+                yield self.analyze(page.text, url=page.url, title=page.title, lang=lang, cues=page.cues)
 
 
 @lru_cache(maxsize=1)

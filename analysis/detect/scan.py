@@ -6,8 +6,11 @@ import itertools
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from analysis.detect.inputs import PageInput, page_input
+from analysis.detect.pool import DetectorPool
+from analysis.extract import extract_text
 from analysis.extract.charset import decode_body
-from analysis.extract import extract_html, extract_text
+from analysis.extract.content import ContentError, read_body
 from analysis.models import Claim, PageAnalysis
 
 SUFFIXES = (".html", ".htm", ".txt")
@@ -19,21 +22,26 @@ def _files(path: Path) -> list[Path]:
     return [path]
 
 
-def read_page(path: Path) -> dict:
-    """The detector's input for one file: text, title, lang, cues."""
+def read_page(path: Path, url: str = "") -> PageInput:
+    """The detector's input for one file. An HTML file is read exactly as the crawler
+    reads a response (charset, extraction), so a saved page gives the claims its crawl
+    gave; `url` is the page's address where it is known (the page kind reads it)."""
     suffix = path.suffix.lower()
-    # decoded as the crawler decodes a response: a Latin-1 file read as UTF-8 would lose
-    # every accented word ("células") and the claims in them
     if suffix in (".html", ".htm"):
-        page = extract_html(decode_body(path.read_bytes())[0])
+        try:
+            page, _ = read_body(path.read_bytes(), "text/html", url)
+        except ContentError as e:
+            raise ValueError(str(e)) from e
     elif suffix == ".txt":
+        # decoded as the crawler decodes a response: a Latin-1 file read as UTF-8 would
+        # lose every accented word ("células") and the claims in them
         page = extract_text(decode_body(path.read_bytes(), html=False)[0])
     else:
         raise ValueError(f"unsupported file type {suffix or '(none)'}; expected one of {', '.join(SUFFIXES)}")
-    return {"text": page.text, "title": page.title, "lang": page.lang, "cues": page.cues}
+    return page_input(page, url)
 
 
-def _entries(paths: Iterable[str | Path]) -> Iterator[tuple[str, dict | None, str | None]]:
+def _entries(paths: Iterable[str | Path]) -> Iterator[tuple[str, PageInput | None, str | None]]:
     """(path as shown, detector input, None) per readable file, (path, None, error) otherwise."""
     for given in paths:
         given = str(given)
@@ -63,14 +71,15 @@ def scan_paths(paths: Iterable[str | Path], detector=None, *, workers: int = 1,
 
         detector = get_detector()
     entries = _entries(paths)
-    while True:
-        batch = list(itertools.islice(entries, chunk))
-        if not batch:
-            return
-        readable = [page for _, page, _ in batch if page is not None]
-        results = iter(detector.analyze_many(readable, n_process=workers) if readable else ())
-        for shown, page, error in batch:
-            yield (shown, None, error) if page is None else (shown, next(results), None)
+    with DetectorPool(workers if workers > 1 else 0, detector=detector) as pool:
+        while True:
+            batch = list(itertools.islice(entries, chunk))
+            if not batch:
+                return
+            readable = [page for _, page, _ in batch if page is not None]
+            results = iter(pool.imap(readable) if readable else ())
+            for shown, page, error in batch:
+                yield (shown, None, error) if page is None else (shown, next(results), None)
 
 
 def claim_record(path: str, analysis: PageAnalysis, claim: Claim) -> dict:

@@ -22,7 +22,7 @@ from typing import Iterable
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from analysis.models import PageAnalysis
+from analysis.models import PageAnalysis, StoredPage
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 MIGRATIONS = Migrations("stemwatch")
@@ -416,6 +416,21 @@ class Store:
         return [dict(r) for r in self.db.query(sql, params)]
 
     # -- reading -----------------------------------------------------------
+    def stored_pages(self, ids: list[int]) -> list[tuple[int, StoredPage]]:
+        """(page id, StoredPage) for these pages, in id order: the stored text and the
+        snapshot's body (None where the snapshot is missing or was altered)."""
+        from analysis.store.history import decode_snapshot
+
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            "select p.id, p.url, p.final_url, p.title, p.text, p.content_type, p.sha256, "
+            "s.compression, s.body from pages p left join snapshots s on s.sha256 = p.sha256 "
+            f"where p.id in ({marks}) order by p.id", ids).fetchall()
+        return [(pid, StoredPage(text=text or "", url=url, title=title or "", content_type=ctype or "",
+                                 final_url=final_url or "",
+                                 body=decode_snapshot(digest, compression, body) if body is not None else None))
+                for pid, url, final_url, title, text, ctype, digest, compression, body in rows]
+
     def crawl_summary(self, crawl_id: int) -> dict:
         """Counts for the end of a crawl. A statement repeated on many pages of
         a site (a footer, a menu) counts once: `n` is distinct statements

@@ -39,7 +39,8 @@ from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 from crawler.seeds import load_seeds
 from analysis.store.sites import site_key
 from crawler.urls import canonicalize
-from crawler.content import ContentError, media_type, read_body
+from analysis.detect.inputs import page_input
+from analysis.extract.content import ContentError, media_type, read_body
 from crawler.items import PageItem
 from crawler.dns import blocked_reason
 
@@ -286,8 +287,8 @@ class ClinicsSpider(scrapy.Spider):
             depth=request.meta.get("depth", 0),
             referer=(request.headers.get("Referer") or b"").decode("latin-1") or None,
             final_url=request.url,
-            status=None, content_type=None, size=None, title=None, text=None, lang=None,
-            cues=None, error=None, headers=None, body=None, links=[],
+            status=None, content_type=None, size=None, title=None, text=None,
+            detector_input=None, error=None, headers=None, body=None, links=[],
         )
         item.update(fields)
         return item
@@ -329,7 +330,7 @@ class ClinicsSpider(scrapy.Spider):
             yield item
             return
         item.update(
-            title=page.title or None, text=page.text, lang=page.lang or None, cues=page.cues,
+            title=page.title or None, text=page.text, detector_input=page_input(page, item["url"]),
             body=response.body,
         )
         links = []

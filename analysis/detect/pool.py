@@ -1,0 +1,130 @@
+"""The one pool of detector processes: the crawl, `reanalyze` and `scan` all use it.
+
+Each worker is a spawned process (it shares nothing with a crawl's reactor)
+that builds the detector once from a pattern directory and analyses batches
+of pages sent to it. A worker whose detector is not the version the pool was
+opened for refuses to work, so patterns edited during a long run cannot mix
+two versions' claims. A worker leaves by itself when the process that
+started it is gone (a crawl killed with SIGKILL cannot shut its pool down).
+
+With ``processes=0`` the same calls run in this process, on the detector
+given: what one-core runs and tests use.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import multiprocessing
+import os
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from analysis.detect.inputs import as_input
+from analysis.models import PageAnalysis
+
+DEFAULT_WORKERS = 2  # both cores of the machines this runs on
+
+
+class DetectorVersionError(Exception):
+    """A worker built a different detector than the pool was opened for."""
+
+
+class DetectorPool:
+    """Analyse batches of pages (PageInput, StoredPage or dicts) in worker processes."""
+
+    def __init__(self, processes: int = DEFAULT_WORKERS, *, detector=None,
+                 patterns_dir: str | Path | None = None):
+        if detector is None and processes <= 0:
+            from analysis.detect.detector import get_detector
+
+            detector = get_detector()
+        self.detector = detector
+        self.patterns_dir = str(patterns_dir or getattr(detector, "patterns_dir", None) or "") or None
+        self.version = getattr(detector, "version", None)
+        self.processes = max(0, processes)
+        self._executor = None
+        if self.processes:
+            self._executor = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=(self.patterns_dir, self.version, os.getpid()))
+
+    def submit(self, pages: list) -> concurrent.futures.Future:
+        """A future of the pages' analyses, in order."""
+        if self._executor is None:
+            future: concurrent.futures.Future = concurrent.futures.Future()
+            try:
+                future.set_result(analyse(self.detector, pages))
+            except Exception as e:
+                future.set_exception(e)
+            return future
+        return self._executor.submit(_analyse_in_worker, pages)
+
+    def imap(self, pages: Iterable, batch_size: int = 64) -> Iterator[PageAnalysis]:
+        """Analyses in input order. A bounded queue of batches in flight: the workers
+        always have the next batch while the first result is read, and memory stays
+        flat however many pages come."""
+        if self._executor is None:
+            for batch in batched(pages, batch_size):
+                yield from analyse(self.detector, batch)
+            return
+        in_flight: deque = deque()
+        for batch in batched(pages, batch_size):
+            in_flight.append(self.submit(batch))
+            if len(in_flight) > self.processes * 3:
+                yield from in_flight.popleft().result()
+        while in_flight:
+            yield from in_flight.popleft().result()
+
+    def close(self, cancel: bool = False):
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=cancel)
+            self._executor = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *_):
+        self.close(cancel=exc_type is not None)
+
+
+def analyse(detector, pages: list) -> list[PageAnalysis]:
+    return list(detector.analyze_many([as_input(p) for p in pages]))
+
+
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, max(size, 1))):
+        yield batch
+
+
+# -- inside a worker process ------------------------------------------------------
+_worker_detector = None
+_expected_version = None
+
+
+def _init_worker(patterns_dir: str | None, version: str | None, parent_pid: int):
+    global _worker_detector, _expected_version
+    threading.Thread(target=_exit_with, args=(parent_pid,), daemon=True, name="orphan-watch").start()
+    from analysis.detect.detector import Detector
+
+    _worker_detector, _expected_version = Detector(patterns_dir), version
+
+
+def _exit_with(parent_pid: int):
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent_pid:
+            os._exit(0)
+
+
+def _analyse_in_worker(pages: list) -> list[PageAnalysis]:
+    if _expected_version is not None and _worker_detector.version != _expected_version:
+        raise DetectorVersionError(
+            f"the patterns in {_worker_detector.patterns_dir} changed while analysing "
+            f"({_expected_version} became {_worker_detector.version}); pages done so far are "
+            "stored, run the command again to finish")
+    return analyse(_worker_detector, pages)
