@@ -135,11 +135,3 @@ def run_crawl(
     process.crawl(ClinicsSpider, seed_list=seeds)
     process.start()
     return crawl_id
-
-
-def crawl_status(db_path: str | Path, crawl_id: int) -> str:
-    store = Store(db_path)
-    try:
-        return store.db["crawls"].get(crawl_id)["status"]
-    finally:
-        store.close()

@@ -568,7 +568,7 @@ def test_runs_of_punctuation_are_broken_before_tokenising(run):
     """spaCy's tokenizer is quadratic in a run of punctuation or symbols without a space
     (16,000 "!" took 22 s); normalize breaks every run of 64 or more with spaces, keeping
     every offset."""
-    from analysis.detect.claims import AFFIX_RUN, normalize
+    from analysis.detect.text import AFFIX_RUN, normalize
 
     text = f"Wow {run} our stem cells cure autism."
     norm = normalize(text)
@@ -579,7 +579,7 @@ def test_runs_of_punctuation_are_broken_before_tokenising(run):
 
 
 def test_ordinary_text_is_left_as_it_is():
-    from analysis.detect.claims import normalize
+    from analysis.detect.text import normalize
 
     text = "Call now!!! Results guaranteed... \u201cMiracle\u201d \u2014 see FAQ ???? (c) 2026 ----- **** #### 🙂🙂🙂"
     assert normalize(text) == text.translate({0x201c: '"', 0x201d: '"', 0x2014: "-"})

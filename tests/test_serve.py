@@ -124,3 +124,31 @@ def test_claims_to_review_query_highlights_and_links_to_review(served):
     assert "mark_claim?claim_id=1" in html
     status, body = _get(f"{base}/{name}/claims_to_review.json?category=rejection-free&site=&_shape=array")
     assert json.loads(body) == []
+
+
+def test_plain_datasette_shows_what_serve_shows(fresh_db, db_path):
+    """The plugin owns its metadata and canned queries: plain `datasette FILE` has the
+    review form the claim links point at, and the claims table's notes."""
+    import sys
+    from pathlib import Path
+
+    _seed_db(fresh_db)
+    fresh_db.close()
+    port = free_port()
+    datasette = str(Path(sys.executable).with_name("datasette"))
+    proc = subprocess.Popen([datasette, str(db_path), "--port", str(port)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/-/versions.json", proc=proc)
+        name = db_path.stem
+        status, html = _get(f"{base}/{name}/claims")
+        assert status == 200 and 'href="/' + name + '/mark_claim?claim_id=1"' in html
+        assert "One row per claim flagged on a page in a crawl." in html
+        status, html = _get(f"{base}/{name}/mark_claim?claim_id=1")
+        assert status == 200 and "insert into reviews" in html and 'name="verdict"' in html
+        status, body = _get(f"{base}/{name}/claims_to_review.json?_shape=array&category=&site=")
+        assert [r["claim_id"] for r in json.loads(body)] == [1]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

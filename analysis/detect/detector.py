@@ -41,7 +41,8 @@ from analysis.detect.inputs import PageInput, as_input
 from analysis.detect.lang import LanguageGuesser
 from analysis.models import Claim, PageAnalysis
 from analysis.detect.pattern_files import patterns_version
-from analysis.detect.claims import INFO, KIND, SPANS_KEY, normalize
+from analysis.detect.claims import INFO, KIND, SPANS_KEY
+from analysis.detect.text import normalize
 from analysis.detect.taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
 
 LANGS = ("en", "es")

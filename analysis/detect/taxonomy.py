@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 from analysis.models import CATEGORIES, STANCES
@@ -60,8 +59,3 @@ def load_taxonomy(patterns_dir: str | Path | None = None) -> Taxonomy:
     if set(cats) != set(CATEGORIES) or set(stances) != set(STANCES):
         raise ValueError(f"{path}: categories or stances differ from analysis.models")
     return Taxonomy(categories=cats, stances=stances, severity_rule=data.get("severity_rule", ""), raw=data)
-
-
-@lru_cache(maxsize=None)
-def default_taxonomy() -> Taxonomy:
-    return load_taxonomy()

@@ -30,6 +30,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from analysis import __version__
+from analysis.detect.text import match_span
 from analysis.store.database import Store, StoreError
 
 CLAIM_FIELDS = [
@@ -139,10 +140,10 @@ def _rows(claims: list[dict], record_ids: dict[str, str]) -> list[dict]:
 def _report_html(rows: list[dict]) -> str:
     items = []
     for r in rows:
-        quote = html.escape(r["quote"] or "")
-        text = html.escape(r["matched_text"] or "")
-        if text and text in quote:
-            quote = quote.replace(text, f"<mark>{text}</mark>", 1)
+        raw = r["quote"] or ""
+        span = match_span(raw, r["matched_text"] or "")
+        quote = html.escape(raw) if span is None else (
+            f"{html.escape(raw[:span[0]])}<mark>{html.escape(raw[span[0]:span[1]])}</mark>{html.escape(raw[span[1]:])}")
         items.append(
             f"<article><h2>{html.escape(r['category'])} ({html.escape(r['stance'])}, {html.escape(r['severity'] or '')})</h2>"
             f"<blockquote>{quote}</blockquote>"

@@ -1,20 +1,40 @@
-"""Datasette plugin: show each claim highlighted inside its sentence."""
+"""The stemwatch Datasette plugin: it owns the database's metadata, canned queries and
+claim highlighting through Datasette's hooks, so plain ``datasette clinics.db`` shows
+the same as ``stemwatch serve``. Registered by the ``datasette`` entry point."""
 
 from __future__ import annotations
 
 from datasette import hookimpl
 from markupsafe import Markup, escape
 
+from analysis.detect.text import match_span
+
+
+STEMWATCH_TABLES = {"claims", "crawls", "pages"}  # a database holding these is a stemwatch one
+
 
 def highlight(sentence: str, text: str) -> Markup:
     """The sentence with the claim's words wrapped in <mark>."""
     if not sentence:
         return Markup("")
-    i = sentence.lower().find((text or "").lower()) if text else -1
-    if i < 0:
+    span = match_span(sentence, text)
+    if span is None:
         return escape(sentence)
-    j = i + len(text)
+    i, j = span
     return Markup("{}<mark>{}</mark>{}").format(sentence[:i], sentence[i:j], sentence[j:])
+
+
+@hookimpl
+def get_metadata(datasette, key, database, table):
+    return instance_metadata([name for name in datasette.databases if not name.startswith("_")])
+
+
+@hookimpl
+def canned_queries(datasette, database, actor):
+    async def queries():
+        names = set(await datasette.get_database(database).table_names())
+        return CANNED_QUERIES if STEMWATCH_TABLES <= names else {}
+    return queries
 
 
 @hookimpl
@@ -39,3 +59,152 @@ def render_cell(row, value, column, table, database, datasette):
         return highlight(value, text)
     return None
 
+
+CLAIM_COLUMNS = {
+    "category": "Claim category id (see the taxonomy table)",
+    "stance": "promoted: the page makes the claim; negated / cautionary / reported: it denies, warns about or reports it",
+    "severity": "high, medium or low: how directly the claim can harm a patient",
+    "text": "The words that matched",
+    "sentence": "The sentence that holds the claim, matched words highlighted",
+    "start": "Character offset of the matched words in the page's extracted text",
+    "end": "Character offset where the matched words end",
+    "pattern": "Id of the detector pattern that matched",
+    "why": "The consumer warning this claim answers",
+    "cue": "The words that made the stance something other than promoted",
+    "page_kind": "clinic, news, academic, regulator, advocacy or other",
+    "claim_key": "Stable identity of the claim across crawls (site, URL, category, normalised sentence)",
+    "detector_version": "Version of the detector and pattern files that produced this row",
+}
+
+CANNED_QUERIES = {
+    "claims_to_review": {
+        "title": "Promoted claims to review",
+        "description": (
+            "Each promoted statement once per site (the latest crawl that has it), with the page it "
+            "was first found on, when it was captured, and the latest verdict. Filter by category or site."
+        ),
+        "sql": (
+            "select min(c.id) as claim_id, coalesce(s.name, c.site) as site, c.category, c.severity,\n"
+            "       c.sentence, c.text, min(c.url) as url, count(*) as pages, p.fetched_at as captured_at,\n"
+            "       (select v.verdict from claim_verdicts v where v.claim_key = c.claim_key) as verdict\n"
+            "from claims c join pages p on p.id = c.page_id left join sites s on s.domain = c.site\n"
+            "where c.stance = 'promoted'\n"
+            "  and c.crawl_id = (select max(p2.crawl_id) from pages p2 where p2.site = c.site)\n"
+            "  and (:category = '' or c.category = :category)\n"
+            "  and (:site = '' or s.name like '%' || :site || '%' or c.site = :site)\n"
+            "group by c.site, c.category, lower(c.sentence)\n"
+            "order by c.severity = 'high' desc, site, c.category"
+        ),
+        "hide_sql": True,
+    },
+    "promoted_by_site": {
+        "title": "Promoted claims per site",
+        "description": "How many distinct promoted claims each site makes, by category, in its latest crawl.",
+        "sql": (
+            "select c.site, s.name, c.category, count(distinct c.claim_key) as claims\n"
+            "from claims c left join sites s on s.domain = c.site\n"
+            "where c.stance = 'promoted'\n"
+            "  and c.crawl_id = (select max(p.crawl_id) from pages p where p.site = c.site)\n"
+            "group by c.site, c.category order by c.site, claims desc"
+        ),
+    },
+    "crawl_overview": {
+        "title": "Crawls",
+        "description": "Each crawl with its pages, failures and claims.",
+        "sql": (
+            "select id, started_at, finished_at, status, pages, errors, claims, detector_version\n"
+            "from crawls order by id desc"
+        ),
+    },
+    "mark_claim": {
+        "title": "Mark a claim",
+        "description": (
+            "Record your verdict on a claim: confirmed, false-alarm or unsure. Verdicts are "
+            "kept per claim identity, so they survive new crawls and re-analysis; a new "
+            "verdict is added to the history, never written over the old one."
+        ),
+        "sql": (
+            "insert into reviews (claim_key, claim_id, verdict, note, reviewer, reviewed_at)\n"
+            "select claim_key, id, :verdict, nullif(:note, ''), nullif(:reviewer, ''),\n"
+            "       strftime('%Y-%m-%dT%H:%M:%SZ', 'now')\n"
+            "from claims where id = :claim_id"
+        ),
+        "write": True,
+        "on_success_message": "Verdict recorded.",
+        "on_error_message": "Not recorded: the verdict must be confirmed, false-alarm or unsure.",
+    },
+    "outbound_links": {
+        "title": "Who links to whom",
+        "description": "Off-site links found on crawled pages, counted by target site.",
+        "sql": (
+            "select site, target_site, count(*) as links from links where outbound = 1\n"
+            "group by site, target_site order by links desc"
+        ),
+    },
+}
+
+
+def database_metadata() -> dict:
+    """Table titles, descriptions, default facets and column notes of a stemwatch database."""
+    return DATABASE_METADATA
+
+
+def instance_metadata(database_names) -> dict:
+    """Datasette metadata for the instance and each stemwatch database in it."""
+    return {
+        "title": "stemwatch",
+        "description_html": (
+            "Claims flagged on stem-cell clinic web pages. Only <strong>promoted</strong> claims "
+            "are evidence of misleading marketing; the other stances show why a mention was not counted."
+        ),
+        "license": "Apache-2.0",
+        "source": "stemwatch",
+        "databases": {name: DATABASE_METADATA for name in database_names},
+    }
+
+
+DATABASE_METADATA = {
+                "tables": {
+                    "claims": {
+                        "description": "One row per claim flagged on a page in a crawl.",
+                        "facets": ["category", "stance", "site", "severity", "page_kind"],
+                        "sort_desc": "id",
+                        "columns": CLAIM_COLUMNS,
+                    },
+                    "pages": {
+                        "description": "Every fetched page (or failed fetch) of every crawl.",
+                        "facets": ["site", "status", "page_kind", "content_type"],
+                        "columns": {
+                            "sha256": "SHA-256 of the raw response body, the key of its archived snapshot",
+                            "error": "Why the fetch failed, if it did",
+                            "text": "Visible text extracted from the page",
+                        },
+                    },
+                    "crawls": {"description": "One row per crawl run, with its statistics."},
+                    "sites": {"description": "The sites crawled, with the metadata from the seed list."},
+                    "links": {
+                        "description": "Links found on pages; outbound = 1 for off-site links.",
+                        "facets": ["outbound", "target_site"],
+                    },
+                    "snapshots": {"hidden": True},
+                    "claim_changes": {
+                        "description": (
+                            "Claims new, returned or removed between two successful fetches of a page. "
+                            "'removed' means present when previous_observed_at was fetched, absent at "
+                            "observed_at: never a deletion date. A failed fetch makes no change."
+                        ),
+                        "facets": ["change", "site", "category", "stance"],
+                        "sort_desc": "crawl_id",
+                    },
+                    "claim_status": {
+                        "description": "Each claim identity: first and last seen, whether still present, and the latest verdict.",
+                        "facets": ["present", "category", "stance", "site", "verdict"],
+                    },
+                    "claim_verdicts": {"description": "The latest reviewer verdict on each claim."},
+                    "reviews": {
+                        "description": "Every verdict ever recorded (append-only). Use the 'Mark a claim' query to add one.",
+                        "facets": ["verdict", "reviewer"],
+                    },
+                    "page_history": {"description": "Every fetch of every page, with its snapshot hash and whether the body changed."},
+                },
+}
