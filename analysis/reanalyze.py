@@ -23,17 +23,11 @@ from collections import deque
 from typing import Callable
 
 from analysis.detect.pool import DetectorPool, DetectorVersionError, batched
-from analysis.store.database import Store, utcnow
+from analysis.store.database import Store
+from analysis.store.queries import detected_verdicts, finish_reanalysis_run, start_reanalysis_run
 
 class ReanalysisError(Exception):
     pass
-
-
-def detected_verdicts(store: Store) -> dict[str, str]:
-    """claim_key -> current verdict, for reviewed claims some stored page still has."""
-    return dict(store.db.execute(
-        "select v.claim_key, v.verdict from claim_verdicts v "
-        "where exists (select 1 from claims c where c.claim_key = v.claim_key)").fetchall())
 
 
 def reanalyze(store: Store, detector, *, crawl_id: int | None = None, workers: int = 2,
@@ -45,9 +39,7 @@ def reanalyze(store: Store, detector, *, crawl_id: int | None = None, workers: i
     ids = [r["id"] for r in store.pages_to_analyze(crawl_id, version=version, columns="id")]
     workers = min(workers, max(1, len(ids) // batch))  # a pool only pays off with work for it
     started = time.monotonic()
-    run_id = store.db["reanalysis_runs"].insert(
-        {"started_at": utcnow(), "detector_version": version, "crawl_id": crawl_id,
-         "workers": workers, "pages": 0, "claims": 0, "status": "running"}).last_pk
+    run_id = start_reanalysis_run(store, version, crawl_id, workers)
     done = claims = 0
     status = "interrupted"
     reviewed = detected_verdicts(store)
@@ -80,9 +72,8 @@ def reanalyze(store: Store, detector, *, crawl_id: int | None = None, workers: i
         raise ReanalysisError(str(e)) from e
     finally:
         seconds = round(time.monotonic() - started, 3)
-        store.db["reanalysis_runs"].update(run_id, {
-            "finished_at": utcnow(), "pages": done, "claims": claims, "workers": workers,
-            "seconds": seconds, "status": status})
+        finish_reanalysis_run(store, run_id, pages=done, claims=claims, workers=workers,
+                              seconds=seconds, status=status)
     # reviewed claims this detector no longer finds anywhere: their verdicts stay in
     # `reviews`; a confirmed claim lost is worth a look at the pattern change
     still = detected_verdicts(store)

@@ -22,6 +22,7 @@ from scrapy.exceptions import NotConfigured
 from twisted.internet import task
 
 from analysis.store.database import Store
+from analysis.store.queries import per_site_counts, resume_state, set_crawl_status
 
 logger = logging.getLogger(__name__)
 
@@ -36,24 +37,6 @@ MAX_WAITING = 5000  # pages waiting for detection kept in memory; more wait in t
 
 def crawl_status(reason: str | None) -> str:
     return {"finished": "finished", "shutdown": "interrupted"}.get(reason or "", reason or "finished")
-
-
-def resume_state(store: Store, crawl_id: int, sites: set[str]) -> tuple[list[tuple[str, str]], list[dict]]:
-    """What a resumed crawl already has: stored (url, site) pairs, and the
-    frontier: same-site link targets of stored pages not stored themselves."""
-    stored = [(r["url"], r["site"]) for r in store.db.query(
-        "select url, site from pages where crawl_id = ?", [crawl_id])]
-    if not sites:
-        return stored, []
-    marks = ",".join("?" for _ in sites)
-    frontier = [dict(r) for r in store.db.query(
-        f"""select l.target url, l.target_site site, min(p.depth) + 1 depth, min(l.source) referer
-            from links l join pages p on p.id = l.page_id
-            where l.crawl_id = ? and l.target_site in ({marks})
-              and not exists (select 1 from pages q where q.crawl_id = l.crawl_id and q.url = l.target)
-            group by l.target order by depth, min(l.rowid)""",
-        [crawl_id, *sorted(sites)])]
-    return stored, frontier
 
 
 class StoragePipeline:
@@ -96,7 +79,7 @@ class StoragePipeline:
         self.store = Store(self.db_path)
         seeds = getattr(spider, "seeds", [])
         if self.crawl_id:
-            self.store.db["crawls"].update(self.crawl_id, {"status": "running", "finished_at": None})
+            set_crawl_status(self.store, self.crawl_id, "running")
             stored, frontier = resume_state(self.store, self.crawl_id, set(getattr(spider, "sites", {})))
             if hasattr(spider, "prime"):
                 spider.prime(stored, frontier)
@@ -141,10 +124,7 @@ class StoragePipeline:
         stats["finish_reason"] = reason
         stats["per_site"] = {
             r["site"]: {"pages": r["pages"], "errors": r["errors"] or 0, "claims": r["claims"]}
-            for r in self.store.db.query(
-                "select site, count(*) pages, sum(error is not null) errors, "
-                "(select count(*) from claims c where c.crawl_id = p.crawl_id and c.site = p.site) claims "
-                "from pages p where crawl_id = ? group by site", [self.crawl_id])
+            for r in per_site_counts(self.store, self.crawl_id)
         }
         self.store.finish_crawl(self.crawl_id, crawl_status(reason), stats, self.detector_version)
         self.store.close()

@@ -17,7 +17,8 @@ import shutil
 from pathlib import Path
 
 from crawler.seeds import SeedError
-from analysis.store.database import Store, StoreError, write_transaction
+from analysis.store.database import Store, StoreError
+from analysis.store.queries import crawl_status, set_crawl_status
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +53,8 @@ def _abandon_unfinished(store: Store, db_path: Path) -> None:
         old = json.loads(current.read_text())["crawl_id"]
     except (ValueError, KeyError):
         return
-    row = store.db.execute("select status from crawls where id = ?", [old]).fetchone()
-    if row and row[0] not in ("finished", "abandoned"):
-        with write_transaction(store.db):
-            store.db["crawls"].update(old, {"status": "abandoned"})
+    if crawl_status(store, old) not in (None, "finished", "abandoned"):
+        set_crawl_status(store, old, "abandoned")
         logger.warning("crawl %s was unfinished; it is marked abandoned (its pages are kept)", old)
 
 
@@ -64,11 +63,10 @@ def _resumable(store: Store, db_path: Path) -> dict:
     if not current.exists():
         raise CrawlError(f"nothing to resume: no unfinished crawl recorded next to {db_path}")
     job = json.loads(current.read_text())
-    row = store.db["crawls"].get(job["crawl_id"]) if store.db["crawls"].count_where(
-        "id = ?", [job["crawl_id"]]) else None
-    if row is None:
+    status = crawl_status(store, job["crawl_id"])
+    if status is None:
         raise CrawlError(f"nothing to resume: crawl {job['crawl_id']} is not in {db_path}")
-    if row["status"] == "finished":
+    if status == "finished":
         raise CrawlError(f"nothing to resume: crawl {job['crawl_id']} in {db_path} has finished")
     return job
 

@@ -71,15 +71,21 @@ def scan_paths(paths: Iterable[str | Path], detector=None, *, workers: int = 1,
 
         detector = get_detector()
     entries = _entries(paths)
-    with DetectorPool(workers if workers > 1 else 0, detector=detector) as pool:
+    pool = None  # processes only pay off past one chunk of files (each builds its detector)
+    try:
         while True:
             batch = list(itertools.islice(entries, chunk))
             if not batch:
                 return
+            if pool is None:
+                pool = DetectorPool(workers if workers > 1 and len(batch) == chunk else 0, detector=detector)
             readable = [page for _, page, _ in batch if page is not None]
             results = iter(pool.imap(readable) if readable else ())
             for shown, page, error in batch:
                 yield (shown, None, error) if page is None else (shown, next(results), None)
+    finally:
+        if pool is not None:
+            pool.close()
 
 
 def claim_record(path: str, analysis: PageAnalysis, claim: Claim) -> dict:

@@ -32,6 +32,7 @@ from warcio.warcwriter import WARCWriter
 from analysis import __version__
 from analysis.detect.text import match_span
 from analysis.store.database import Store, StoreError
+from analysis.store.queries import select_claims
 
 CLAIM_FIELDS = [
     "claim_id", "claim_key", "site", "site_name", "url", "captured_at", "http_status",
@@ -43,35 +44,6 @@ _DROP_HEADERS = {"content-length", "content-encoding", "transfer-encoding"}
 
 class EvidenceError(StoreError):
     pass
-
-
-def select_claims(store: Store, *, site=None, claim_ids=(), category=None, stance="promoted", crawl_id=None):
-    """The claims to export; by default the promoted ones of each site's latest crawl."""
-    where, params = ["p.sha256 is not null"], []
-    if claim_ids:
-        where.append(f"c.id in ({','.join('?' * len(claim_ids))})")
-        params += list(claim_ids)
-    else:
-        if crawl_id is None:
-            where.append("c.crawl_id = (select max(p2.crawl_id) from pages p2 where p2.site = c.site)")
-        else:
-            where.append("c.crawl_id = ?")
-            params.append(crawl_id)
-        if stance:
-            where.append("c.stance = ?")
-            params.append(stance)
-    if site:
-        where.append("(c.site = ? or s.name = ?)")
-        params += [site, site]
-    if category:
-        where.append("c.category = ?")
-        params.append(category)
-    sql = (
-        "select c.*, p.fetched_at, p.status as http_status, p.sha256 as page_sha256, p.headers, "
-        "s.name as site_name from claims c join pages p on p.id = c.page_id "
-        "left join sites s on s.domain = c.site where " + " and ".join(where) + " order by c.site, c.url, c.id"
-    )
-    return [dict(r) for r in store.db.query(sql, params)]
 
 
 def _warc_date(fetched_at: str) -> str:

@@ -448,3 +448,14 @@ class Store:
             "from pages p left join sites s on s.domain = p.site where p.crawl_id = ? "
             "group by p.site order by p.site", [crawl_id]))
         return {"crawl": crawl, "claims": by_cat, "sites": by_site}
+
+
+def open_store(path: str | Path, *, migrate: bool = True, create: bool = False) -> Store:
+    """The Store at `path`, for a command. A missing file is an error unless the command
+    writes a crawl (`create`); a file that is not a usable database is refused untouched."""
+    if not create and not Path(path).is_file():
+        raise StoreError(f"no database at {path} (a crawl creates one: stemwatch crawl SEED --db {path})")
+    try:
+        return Store(path, migrate=migrate)
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"cannot use {path}: {e}") from e

@@ -1,0 +1,183 @@
+"""Commands that fetch: crawl, demo, schedule."""
+
+from __future__ import annotations
+
+import click
+
+from analysis.cli.options import db_option, open_db
+from pathlib import Path
+
+
+def _print_summary(summary: dict):
+    crawl = summary["crawl"]
+    click.echo(
+        f"Crawl {crawl['id']} {crawl['status']}: {crawl['pages']} pages fetched, "
+        f"{crawl['errors']} failed, {crawl['claims']} claims"
+    )
+    if summary["claims"]:
+        click.echo("Claims by category and stance: distinct statements per site, then claim rows")
+        for row in summary["claims"]:
+            click.echo(f"  {row['category']:<34} {row['stance']:<11} {row['n']:>5} {row['rows']:>6}")
+    if summary["sites"]:
+        click.echo("Sites:")
+        for row in summary["sites"]:
+            click.echo(
+                f"  {row['name']:<40} {row['pages']:>4} pages {row['errors'] or 0:>3} failed "
+                f"{row['promoted']:>4} promoted claims"
+            )
+
+
+@click.command()
+@click.option("--db", "db_path", default="data/demo.db", show_default=True, type=click.Path(dir_okay=False),
+              help="Where to store the demo crawl")
+@click.option("--serve/--no-serve", "do_serve", default=True, help="Serve Datasette after the crawl")
+@click.option("--port", default=8001, show_default=True, type=int, help="Datasette port")
+@click.option("--sites-port", default=8101, show_default=True, type=int,
+              help="First port of the demo sites (0: any free ports)")
+def demo(db_path, do_serve, port, sites_port):
+    """Crawl the bundled demo sites on 127.0.0.1, detect claims, then browse them.
+
+    Starts the demo clinic, news and regulator sites on loopback, runs the
+    real crawler against them, prints a summary and serves Datasette.
+
+    Example: stemwatch demo --db data/demo.db
+    """
+    from analysis.demo import start_demo_sites
+    from analysis.web.serve import serve as run_serve
+
+    open_db(db_path, create=True).close()
+    try:
+        sites = start_demo_sites(base_port=sites_port)
+    except OSError:
+        sites = start_demo_sites(base_port=0)  # the usual ports are taken
+    click.echo("Demo sites:")
+    for site in sites.sites:
+        click.echo(f"  {site.url:<28} {site.name}")
+    summary = _run_crawl(sites.seeds(), db_path, allow_hosts=("127.0.0.1",), max_pages_per_site=200,
+                         settings={"LOG_LEVEL": "WARNING"})
+    _print_summary(summary)
+    if do_serve:
+        click.echo(f"Browse the claims: http://127.0.0.1:{port}/{Path(db_path).stem}/claims (Ctrl-C to stop)")
+        run_serve(db_path, port=port)
+    sites.stop()
+
+
+@click.command()
+@click.argument("seeds", nargs=-1)
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), help="SQLite database to write")
+@click.option("--max-pages-per-site", type=click.IntRange(min=1), default=None,
+              help="Pages fetched per site  [default: 200]")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="HOST",
+              help="Host that may be an internal address (e.g. 127.0.0.1 for local test sites); repeatable")
+@click.option("--contact", default=None, metavar="EMAIL_OR_URL",
+              help="How a site owner reaches you; sent in the User-Agent")
+@click.option("--resume", is_flag=True,
+              help="Continue the unfinished crawl recorded next to --db (after Ctrl-C or a crash)")
+@click.option("--set", "-s", "scrapy_settings", multiple=True, metavar="NAME=VALUE",
+              help="Override a Scrapy or STEMWATCH_* setting (see crawler/settings.py); repeatable")
+@click.option("--verbose", "-v", is_flag=True, help="Show Scrapy's log")
+def crawl(seeds, db_path, max_pages_per_site, allow_hosts, contact, resume, scrapy_settings, verbose):
+    """Crawl clinic sites politely and flag their claims.
+
+    SEED is a URL or a CSV file with a `url` column (optional name, country,
+    state, notes, ...). Each seed's site (its registrable domain) is crawled
+    up to the page cap; robots.txt is obeyed; internal addresses are refused
+    unless allowed with --allow-host. Failed pages are recorded with their
+    error and do not stop the crawl. Progress goes to stderr.
+
+    Example: stemwatch crawl seeds.csv --db clinics.db --contact you@lab.org
+    """
+    from crawler.seeds import SeedError, load_seeds
+
+    if resume and seeds:
+        raise click.UsageError("--resume continues the recorded crawl: give no seeds with it")
+    overrides = {}
+    for item in scrapy_settings:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.UsageError(f"--set expects NAME=VALUE, got {item!r}")
+        overrides[name.strip()] = value
+    overrides.setdefault("LOG_LEVEL", "INFO" if verbose else "WARNING")
+    seed_list = None
+    if not resume:
+        try:
+            seed_list, problems = load_seeds(list(seeds))
+        except SeedError as e:
+            raise click.ClickException(str(e))
+        for problem in problems:
+            click.echo(f"warning: {problem}", err=True)
+        click.echo(f"Crawling {len(seed_list)} site(s) into {db_path}", err=True)
+    summary = _run_crawl(
+        seed_list, db_path, max_pages_per_site=max_pages_per_site, allow_hosts=allow_hosts,
+        contact=contact, settings=overrides, resume=resume,
+    )
+    _print_summary(summary)
+    if summary["crawl"]["status"] != "finished":
+        click.echo(f"The crawl was interrupted; continue it with: stemwatch crawl --resume --db {db_path}")
+
+
+def _run_crawl(seeds, db_path, **options) -> dict:
+    """Run one crawl in this process and return its summary."""
+    from crawler.run import CrawlError, run_crawl
+    from crawler.seeds import SeedError
+    from analysis.store.database import StoreError
+
+    try:
+        crawl_id = run_crawl(seeds, db_path, **options)
+    except (CrawlError, SeedError, StoreError) as e:
+        raise click.ClickException(str(e))
+    store = open_db(db_path)
+    try:
+        return store.crawl_summary(crawl_id)
+    finally:
+        store.close()
+
+
+@click.command()
+@click.argument("seeds", nargs=-1, required=True)
+@db_option
+@click.option("--every", help="Keep running: crawl now, then every INTERVAL (30m, 12h, 7d, 2w)")
+@click.option("--max-runs", type=click.IntRange(1), help="With --every: stop after this many runs")
+@click.option("--lock", "lock_path", type=click.Path(dir_okay=False),
+              help="Lock file that prevents overlapping runs (default: DB.schedule.lock)")
+@click.option("--max-pages-per-site", type=int, help="Passed to stemwatch crawl")
+@click.option("--allow-host", "allow_hosts", multiple=True, help="Passed to stemwatch crawl")
+@click.option("--crawl-arg", "crawl_args", multiple=True, metavar="ARG",
+              help="Any other argument for stemwatch crawl, e.g. --crawl-arg=--contact=you@example.org")
+@click.pass_context
+def schedule(ctx, seeds, db_path, every, max_runs, lock_path, max_pages_per_site, allow_hosts, crawl_args):
+    """Run scheduled crawls: once (for cron or a systemd timer), or --every INTERVAL.
+
+    Each run is `stemwatch crawl SEEDS --db DB` in a fresh process. If the
+    previous run still holds the lock, this one is skipped (exit code 75).
+    After each run, `stemwatch changes --db DB` shows what changed.
+
+    \b
+    Example: stemwatch schedule seeds.csv --db data/clinics.db --every 7d
+    """
+    from crawler.schedule import crawl_argv, default_lock_path, parse_interval, run_every, run_once
+
+    interval = None
+    if every:
+        try:
+            interval = parse_interval(every)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--every")
+    if Path(db_path).exists():
+        open_db(db_path).close()  # refuse a damaged or newer database before crawling
+    argv = crawl_argv(list(seeds), db_path, max_pages_per_site=max_pages_per_site, allow_hosts=allow_hosts,
+                      extra=crawl_args)
+    lock = lock_path or default_lock_path(db_path)
+
+    def log(msg):
+        from analysis.store.database import utcnow
+
+        click.echo(f"{utcnow()} {msg}", err=True)
+
+    if interval is None:
+        ctx.exit(run_once(argv, lock, log))
+    codes = run_every(argv, lock, interval, max_runs=max_runs, log=log)
+    ctx.exit(0 if all(c == 0 for c in codes) else 1)
+
+
+COMMANDS = [demo, crawl, schedule]
