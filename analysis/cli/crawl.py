@@ -126,11 +126,8 @@ def _run_crawl(seeds, db_path, **options) -> dict:
         crawl_id = run_crawl(seeds, db_path, **options)
     except (CrawlError, SeedError, StoreError) as e:
         raise click.ClickException(str(e))
-    store = open_db(db_path)
-    try:
+    with open_db(db_path) as store:
         return store.crawl_summary(crawl_id)
-    finally:
-        store.close()
 
 
 @click.command()

@@ -81,8 +81,7 @@ def reanalyze(db_path, crawl_id, workers, batch):
     """
     from analysis.reanalyze import ReanalysisError, describe, reanalyze as run
 
-    store = open_db(db_path)
-    try:
+    with open_db(db_path) as store:
         try:
             from analysis.detect.detector import get_detector
 
@@ -97,8 +96,6 @@ def reanalyze(db_path, crawl_id, workers, batch):
             result = run(store, detector, crawl_id=crawl_id, workers=workers, batch=batch, progress=progress)
         except ReanalysisError as e:
             raise click.ClickException(str(e))
-    finally:
-        store.close()
     click.echo(describe(result))
 
 

@@ -27,14 +27,12 @@ def export(out_dir, db_path, site, claim_ids, category, stance, crawl_id):
     from analysis.evidence.export import export_evidence
     from analysis.store.database import StoreError
 
-    store = open_db(db_path)
-    try:
-        result = export_evidence(store, out_dir, site=site, claim_ids=claim_ids, category=category,
-                                 stance=stance or None, crawl_id=crawl_id)
-    except StoreError as e:
-        raise click.ClickException(str(e))
-    finally:
-        store.close()
+    with open_db(db_path) as store:
+        try:
+            result = export_evidence(store, out_dir, site=site, claim_ids=claim_ids, category=category,
+                                     stance=stance or None, crawl_id=crawl_id)
+        except StoreError as e:
+            raise click.ClickException(str(e))
     click.echo(f"Exported {result['claims']} claims from {result['pages']} archived pages to {result['dir']}")
     click.echo("Check the files with: sha256sum -c SHA256SUMS (inside that folder)")
 

@@ -33,11 +33,8 @@ def changes(since, site, db_path, fmt):
         when = parse_since(since)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--since")
-    store = open_db(db_path)
-    try:
+    with open_db(db_path) as store:
         rows = query(store.db, when, site)
-    finally:
-        store.close()
     click.echo(format_rows(rows, fmt, format_changes))
 
 
@@ -61,15 +58,13 @@ def review(claim_ref, verdict, note, reviewer, db_path):
     from analysis.store.reviews import add_review, review_history
     from analysis.store.database import StoreError
 
-    store = open_db(db_path)
-    try:
-        row = add_review(store.db, claim_ref, verdict, note, reviewer)
-        n = len(review_history(store.db, row["claim_key"]))
-        claim = claim_summary(store, row["claim_id"])
-    except StoreError as e:
-        raise click.ClickException(str(e))
-    finally:
-        store.close()
+    with open_db(db_path) as store:
+        try:
+            row = add_review(store.db, claim_ref, verdict, note, reviewer)
+            n = len(review_history(store.db, row["claim_key"]))
+            claim = claim_summary(store, row["claim_id"])
+        except StoreError as e:
+            raise click.ClickException(str(e))
     click.echo(f"{claim['category']}/{claim['stance']} on {claim['url']}: \"{claim['sentence']}\"")
     click.echo(f"claim {row['claim_key']} (row {row['claim_id']}): {verdict} by {row['reviewer']} "
                f"at {row['reviewed_at']} ({n} review{'s' if n > 1 else ''} in its history)")
@@ -92,11 +87,8 @@ def backup(db_path, out, force):
         raise click.ClickException(f"{out} exists; pass --force to replace it")
     if Path(out).resolve() == Path(db_path).resolve():
         raise click.ClickException("OUT must not be the database itself")
-    store = open_db(db_path, migrate=False)
-    try:
+    with open_db(db_path, migrate=False) as store:
         dest = store.backup(out)
-    finally:
-        store.close()
     click.echo(f"backed up {db_path} to {dest} ({dest.stat().st_size} bytes)")
 
 
@@ -113,12 +105,9 @@ def verify(db_path):
     from analysis.store.history import verify_snapshots
     from analysis.store.queries import integrity_check
 
-    store = open_db(db_path, migrate=False)
-    try:
+    with open_db(db_path, migrate=False) as store:
         integrity = integrity_check(store)
         report = verify_snapshots(store.db)
-    finally:
-        store.close()
     click.echo(f"integrity_check: {'; '.join(integrity)}")
     click.echo(f"snapshots checked: {report['checked']}")
     for bad in report["bad"]:

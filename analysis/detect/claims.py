@@ -31,7 +31,7 @@ from spacy.tokens import Doc, Span
 from analysis.detect.matcher import MATCHES, PhraseTable
 from analysis.detect.page_index import MISSING, PageIndex
 from analysis.detect.pagekind import PageKindScorer, url_host
-from analysis.detect.pattern_files import pattern_options
+from analysis.detect.pattern_files import load_markers, pattern_options
 from analysis.detect.rules import Rule, check_order, compile_rules, page_allows
 from analysis.detect.sentences import doc_text
 from analysis.detect.stance import StanceRules
@@ -44,7 +44,7 @@ KIND = "sw_page_kind"  # doc.user_data key: the page kind
 # stance, stance cue, severity, [(start char, end char) of its sentence, heading first])
 INFO = "sw_claims"
 _SLUG_SPLIT = re.compile(r"[\W\d_]+")  # URL path to words; digits dropped (page ids are not words)
-ANSWER_MARKS = frozenset({"a", "answer", "r", "respuesta"})  # "A: Yes." on a Q&A page
+ANSWER_MARKS = load_markers()["answer_marks"]  # "A: Yes." on a Q&A page
 _EXTEND = 6  # tokens: how far a claim's text grows to take in the cue that completed it
 _NO_EXTEND = frozenset({"cue:regen"})  # context, not part of what is claimed
 def load_host_rules(path: Path) -> tuple[tuple[str, re.Pattern], ...]:

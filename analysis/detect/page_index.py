@@ -11,6 +11,7 @@ from bisect import bisect_left, bisect_right
 
 from spacy.tokens import Doc
 
+from analysis.detect.pattern_files import load_markers
 from analysis.detect.rules import Rule
 from analysis.detect.sentences import sentence_cuts, token_starts
 
@@ -24,7 +25,7 @@ BREADCRUMB_CHARS = 200  # a trail of links is at most this long
 HEADING_WORDS, HEADING_CHARS = 8, 80  # a heading line found by its form alone is at most this long
 NEXT_OFFER_SENTENCES = 3  # rule option next: how far after a condition its offer may stand
 STANCE_PREFIX = "stance:"
-QUESTION_MARKS = ("Q:", "Q.", "Question:", "Pregunta:")  # a line so opened is a Q&A page's question
+QUESTION_MARKS = load_markers()["question_marks"]  # a line so opened is a Q&A page's question
 LIST_INTRO = "cue:list-intro"  # words that introduce a list ("We treat"): the line heads it
 _NONE: frozenset = frozenset()
 MISSING = object()  # not in a cache (None is an answer)

@@ -96,3 +96,16 @@ def patterns_version(patterns_dir: Path) -> str:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return f"{CODE_VERSION}+{h.hexdigest()[:12]}"
+
+
+def load_markers(patterns_dir: Path | None = None) -> dict:
+    """markers.json: the structure words (abbreviations, question and answer marks)."""
+    from analysis.detect.taxonomy import DEFAULT_PATTERNS_DIR
+
+    path = Path(patterns_dir or DEFAULT_PATTERNS_DIR) / "markers.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return {"abbreviations": tuple(data["abbreviations"]), "question_marks": tuple(data["question_marks"]),
+                "answer_marks": frozenset(data["answer_marks"])}
+    except KeyError as e:
+        raise ValueError(f"{path}: missing {e}") from None

@@ -17,8 +17,10 @@ from spacy.attrs import IDX, SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from analysis.detect.pattern_files import load_markers
+
 CLOSING = ".!?\"')]\u201d\u2019"
-ABBREVIATIONS = ("e.g.", "i.e.", " dr.", " mr.", " mrs.", " ms.", " vs.", " st.", " no.", " fig.", " dra.", " sra.")
+ABBREVIATIONS = load_markers()["abbreviations"]  # patterns/markers.json
 # No sentence is longer: a longer stretch without an ender is cut after a clause mark
 # or at a space. Real sentences stay far below (about 170 words).
 MAX_SENTENCE_CHARS = 1000

@@ -254,6 +254,12 @@ class Store:
         shutil.move(str(tmp), str(dest))
         return dest
 
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def close(self):
         self.db.conn.close()
 
