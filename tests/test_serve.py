@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -108,10 +109,12 @@ def test_journalist_marks_a_claim_through_datasette(served, db_path):
     status, body = _get(f"{base}/{name}/claim_verdicts.json?_shape=array")
     [verdict] = json.loads(body)
     assert (verdict["verdict"], verdict["reviewer"], verdict["note"]) == ("confirmed", "ana", "still on the site")
-    # A verdict outside the three allowed is refused by the table's CHECK.
-    bad = urllib.parse.urlencode({"claim_id": "1", "verdict": "maybe", "note": "", "reviewer": ""}).encode()
-    with urllib.request.urlopen(urllib.request.Request(f"{base}/{name}/mark_claim", data=bad), timeout=10):
-        pass
+    # A verdict outside the three allowed, or on a claim that does not exist, is refused.
+    for bad_claim, bad_verdict in (("1", "maybe"), ("999", "confirmed")):
+        bad = urllib.parse.urlencode({"claim_id": bad_claim, "verdict": bad_verdict, "note": "", "reviewer": ""}).encode()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(f"{base}/{name}/mark_claim", data=bad), timeout=10)
+        assert refused.value.code == 400 and "Not recorded" in refused.value.read().decode()
     status, body = _get(f"{base}/{name}/reviews.json?_shape=array")
     assert [r["verdict"] for r in json.loads(body)] == ["confirmed"]
 
@@ -146,7 +149,8 @@ def test_plain_datasette_shows_what_serve_shows(fresh_db, db_path):
         assert status == 200 and 'href="/' + name + '/mark_claim?claim_id=1"' in html
         assert "One row per claim flagged on a page in a crawl." in html
         status, html = _get(f"{base}/{name}/mark_claim?claim_id=1")
-        assert status == 200 and "insert into reviews" in html and 'name="verdict"' in html
+        assert status == 200 and "Mark a claim" in html and 'name="verdict"' in html
+        assert "<mark>reverse autism</mark>" in html  # the claim itself, before the verdict
         status, body = _get(f"{base}/{name}/claims_to_review.json?_shape=array&category=&site=")
         assert [r["claim_id"] for r in json.loads(body)] == [1]
     finally:

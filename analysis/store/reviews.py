@@ -17,6 +17,7 @@ import sqlite_utils
 from analysis.store.database import StoreError, utcnow, write_transaction
 
 VERDICTS = ("confirmed", "false-alarm", "unsure")
+MAX_NOTE = 4000  # characters: a note says why, with a source; the table keeps it forever
 
 
 def default_reviewer() -> str:
@@ -48,6 +49,8 @@ def add_review(db: sqlite_utils.Database, ref: str, verdict: str, note: str | No
     """Record one verdict; earlier ones stay as history."""
     if verdict not in VERDICTS:
         raise StoreError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
+    if note and len(note) > MAX_NOTE:
+        raise StoreError(f"a note holds at most {MAX_NOTE} characters, not {len(note)}")
     claim = resolve_claim(db, ref)
     row = {
         **claim, "verdict": verdict, "note": note or None,
@@ -56,6 +59,19 @@ def add_review(db: sqlite_utils.Database, ref: str, verdict: str, note: str | No
     with write_transaction(db):
         row["id"] = db["reviews"].insert(row).last_pk
     return row
+
+
+def claim_for_review(db: sqlite_utils.Database, ref: str) -> dict | None:
+    """What a reviewer reads before a verdict: the claim, its page, its latest verdict."""
+    try:
+        claim = resolve_claim(db, ref)
+    except StoreError:
+        return None
+    row = db.execute("select c.id, c.claim_key, c.category, c.stance, c.text, c.sentence, c.url, c.why, "
+                     "coalesce(s.name, c.site) site from claims c left join sites s on s.domain = c.site "
+                     "where c.id = ?", [claim["claim_id"]]).fetchone()
+    keys = ("id", "claim_key", "category", "stance", "text", "sentence", "url", "why", "site")
+    return {**dict(zip(keys, row)), "verdict": current_verdict(db, claim["claim_key"])}
 
 
 def review_history(db: sqlite_utils.Database, claim_key: str) -> list[dict]:

@@ -5,6 +5,7 @@ the same as ``stemwatch serve``. Registered by the ``datasette`` entry point."""
 from __future__ import annotations
 
 from datasette import hookimpl
+import sqlite_utils
 from markupsafe import Markup, escape
 
 from analysis.detect.text import match_span
@@ -22,6 +23,47 @@ def highlight(sentence: str, text: str) -> Markup:
         return escape(sentence)
     i, j = span
     return Markup("{}<mark>{}</mark>{}").format(sentence[:i], sentence[i:j], sentence[j:])
+
+
+@hookimpl
+def register_routes(datasette):
+    return [(r"^/(?P<database>[^/]+)/mark_claim$", review_view)]
+
+
+async def review_view(datasette, request):
+    """The review form (GET) and the verdict it records (POST), through the one
+    validated writer, analysis.store.reviews.add_review."""
+    from datasette.utils.asgi import Response
+
+    from analysis.store.database import StoreError
+    from analysis.store.reviews import MAX_NOTE, VERDICTS, add_review, claim_for_review
+
+    name = request.url_vars["database"]
+    try:
+        db = datasette.get_database(name)
+    except KeyError:
+        return Response.html("No such database", status=404)
+    params = dict(await request.post_vars()) if request.method == "POST" else dict(request.args)
+    claim_id = (params.get("claim_id") or "").strip()
+    message, status = None, 200
+    if request.method == "POST":
+        def write(conn):
+            return add_review(sqlite_utils.Database(conn), claim_id, params.get("verdict") or "",
+                              params.get("note"), params.get("reviewer"))
+        try:
+            await db.execute_write_fn(write, block=True)
+            message = "Verdict recorded."
+        except StoreError as e:
+            message, status = f"Not recorded: {e}", 400
+    claim = None
+    if claim_id:
+        claim = await db.execute_fn(lambda conn: claim_for_review(sqlite_utils.Database(conn), claim_id))
+    html = await datasette.render_template(
+        "stemwatch_review.html",
+        {"database": name, "claim_id": claim_id, "claim": claim, "verdicts": VERDICTS, "max_note": MAX_NOTE,
+         "message": message, "highlighted": highlight(claim["sentence"], claim["text"]) if claim else ""},
+        request=request)
+    return Response.html(html, status=status)
 
 
 @hookimpl
@@ -115,23 +157,6 @@ CANNED_QUERIES = {
             "select id, started_at, finished_at, status, pages, errors, claims, detector_version\n"
             "from crawls order by id desc"
         ),
-    },
-    "mark_claim": {
-        "title": "Mark a claim",
-        "description": (
-            "Record your verdict on a claim: confirmed, false-alarm or unsure. Verdicts are "
-            "kept per claim identity, so they survive new crawls and re-analysis; a new "
-            "verdict is added to the history, never written over the old one."
-        ),
-        "sql": (
-            "insert into reviews (claim_key, claim_id, verdict, note, reviewer, reviewed_at)\n"
-            "select claim_key, id, :verdict, nullif(:note, ''), nullif(:reviewer, ''),\n"
-            "       strftime('%Y-%m-%dT%H:%M:%SZ', 'now')\n"
-            "from claims where id = :claim_id"
-        ),
-        "write": True,
-        "on_success_message": "Verdict recorded.",
-        "on_error_message": "Not recorded: the verdict must be confirmed, false-alarm or unsure.",
     },
     "outbound_links": {
         "title": "Who links to whom",

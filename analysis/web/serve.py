@@ -9,9 +9,9 @@ def make_datasette(db_path: str | Path):
     from datasette.app import Datasette
     from datasette.plugins import pm
 
-    from analysis.web import plugin as datasette_plugin
+    import analysis.web as datasette_plugin
 
-    if not pm.is_registered(datasette_plugin):
+    if not pm.is_registered(datasette_plugin) and pm.get_plugin("stemwatch") is None:
         pm.register(datasette_plugin, name="stemwatch")
     return Datasette(
         files=[str(db_path)],
