@@ -35,6 +35,7 @@ class Claim:
     severity: str = "medium"  # high / medium / low
     why: str = ""  # the warning this claim answers
     cue: str = ""  # the stance cue that decided a non-promoted stance, if any
+    score: float | None = None  # the learned stage's score for the category on this page (None: rules alone)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from analysis.detect.detector import Detector, get_detector
+from analysis.detect.detector import Detector
 from analysis.models import CATEGORIES, PageAnalysis
 
 CLINIC = "https://www.example.org/treatments/"
@@ -14,7 +14,7 @@ CLINIC = "https://www.example.org/treatments/"
 
 @pytest.fixture(scope="module")
 def det() -> Detector:
-    return get_detector()
+    return Detector(model_dir=None)  # the phrase rules, without the learned stage
 
 
 def promoted(analysis: PageAnalysis) -> set[str]:
@@ -479,11 +479,11 @@ def test_analyze_many_with_workers_reads_pages_as_it_goes(det):
 def test_version_changes_with_pattern_files(tmp_path, det):
     patterns = tmp_path / "patterns"
     shutil.copytree(det.patterns_dir, patterns)
-    same = Detector(patterns)
+    same = Detector(patterns, model_dir=None)
     assert same.version == det.version
     with open(patterns / "claims_en.jsonl", "a", encoding="utf-8") as f:
         f.write('{"label": "miracle-guarantee", "pattern": "wonder shot", "id": "test-wonder"}\n')
-    changed = Detector(patterns)
+    changed = Detector(patterns, model_dir=None)
     assert changed.version != det.version
     analysis = changed.analyze("Our stem cell wonder shot fixes everything.", url=CLINIC)
     assert any(c.pattern == "test-wonder" for c in analysis.claims)
@@ -495,7 +495,7 @@ def test_unknown_category_in_patterns_is_refused(tmp_path, det):
     with open(patterns / "claims_en.jsonl", "a", encoding="utf-8") as f:
         f.write('{"label": "snake-oil", "pattern": "elixir", "id": "bad"}\n')
     with pytest.raises(ValueError, match="snake-oil"):
-        Detector(patterns)
+        Detector(patterns, model_dir=None)
 
 
 def test_sentence_splitter_is_newline_aware():
@@ -589,3 +589,24 @@ def test_a_claim_after_a_long_run_keeps_its_offsets(det):
     text = "!" * 20_000 + " Our umbilical stem cells cure autism."
     claims = det.analyze(text, url=CLINIC, lang="en").claims
     assert [(c.category, text[c.start:c.end]) for c in claims] == [("disease-cure", "cure autism")]
+
+
+@pytest.mark.parametrize("rule,message", [
+    ({"cue": "treat", "scope": "window", "weak": ["treat-weak", "regen"]}, "belong inside the offer rule"),
+    ({"cue": "treat", "scope": "sentence", "offer": {"next": "regen"}}, "scope 'sentence' takes none"),
+    ({"cue": "treat", "scope": "unit", "offer": {"nxt": "regen"}}, "unknown offer option"),
+    ({"cue": "treat", "scope": "unit", "offer": {"weak": "treat-weak"}}, "must be \\[weak cue, partner cue\\]"),
+])
+def test_the_offer_rule_options_belong_to_the_unit_scope_alone(rule, message):
+    from analysis.detect.rules import compile_rule
+
+    with pytest.raises(ValueError, match=message):
+        compile_rule(rule)
+
+
+def test_the_offer_rule_compiles_its_options_together():
+    from analysis.detect.rules import NO_OFFER, compile_rule
+
+    rule = compile_rule({"cue": "treat", "scope": "unit", "offer": {"weak": ["treat-weak", "regen"], "next": "regen"}})
+    assert (rule.offer.weak, rule.offer.partner, rule.offer.next) == ("cue:treat-weak", "cue:regen", "cue:regen")
+    assert compile_rule({"cue": "regen", "scope": "window", "window": 2}).offer is NO_OFFER

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.detect.detector import get_detector
+from analysis.detect.detector import Detector
 from analysis.detect.evaluate import KeywordBaseline, evaluate, format_report, load_corpus, score
 
 ROWS = [
@@ -34,7 +34,7 @@ ROWS = [
 def report(tmp_path_factory):
     path = tmp_path_factory.mktemp("corpus") / "corpus.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in ROWS) + "\n", encoding="utf-8")
-    return evaluate(path, get_detector())
+    return evaluate(path, Detector(model_dir=None))
 
 
 def test_detector_scores(report):
@@ -91,7 +91,7 @@ def test_bad_corpus_line_names_the_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"text": "ok", "promoted": []}\nnot json\n', encoding="utf-8")
     with pytest.raises(ValueError, match=":2:"):
-        evaluate(path, get_detector())
+        evaluate(path, Detector(model_dir=None))
 
 
 @pytest.mark.parametrize("line, message", [
@@ -109,7 +109,7 @@ def test_a_mistyped_label_is_an_error_not_a_silent_zero(tmp_path, line, message)
     path.write_text('{"text": "fine", "promoted": ["disease-cure"], "page_kind": "clinic"}\n' + line + "\n",
                     encoding="utf-8")
     with pytest.raises(ValueError, match=":2: " + re.escape(message)):
-        evaluate(path, get_detector())
+        evaluate(path, Detector(model_dir=None))
 
 
 EVAL_SETS = sorted((Path(__file__).resolve().parent.parent / "data" / "eval").glob("*.jsonl"))

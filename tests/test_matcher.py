@@ -7,8 +7,8 @@ import shutil
 import pytest
 import spacy
 
-from analysis.detect.detector import TOKENIZER_CACHE, Detector, get_detector
-from analysis.detect.matcher import MATCHES, phrase_keys, sentence_cue_labels
+from analysis.detect.detector import TOKENIZER_CACHE, Detector
+from analysis.detect.matcher import MATCHES, PhraseTable
 from analysis.detect.claims import KIND
 
 CLINIC = "https://www.example.org/treatments/"
@@ -16,12 +16,12 @@ CLINIC = "https://www.example.org/treatments/"
 
 @pytest.fixture(scope="module")
 def det() -> Detector:
-    return get_detector()
+    return Detector(model_dir=None)  # the phrase rules, without the learned stage
 
 
 def test_each_phrase_has_one_key_holding_all_its_meanings(det):
     nlp = spacy.blank("en")
-    keys = phrase_keys(nlp, det.patterns_dir, "en")
+    keys = PhraseTable(nlp, det.patterns_dir, "en").keys()
     owner: dict[tuple, str] = {}
     for key, (docs, meaning) in keys.items():
         assert meaning.cues or meaning.kinds or meaning.claims, key
@@ -50,7 +50,7 @@ def test_the_resolver_reads_the_phrases_once_or_alone(det):
 
 def test_weak_cues_are_not_matched_page_wide(det):
     nlp = det.nlps["en"]
-    lazy = sentence_cue_labels(nlp, det.patterns_dir, "en")
+    lazy = PhraseTable(nlp, det.patterns_dir, "en").sentence_labels
     assert "cue:treat-weak" in lazy
     doc = nlp.get_pipe("stemwatch_ruler")(nlp.make_doc("Our stem cell protocol for autism."))
     resolver = nlp.get_pipe("stemwatch_claims")
@@ -82,10 +82,10 @@ def test_a_weak_phrase_holding_a_negation_stays_page_wide(tmp_path, det):
     patterns = tmp_path / "patterns"
     shutil.copytree(det.patterns_dir, patterns)
     nlp = spacy.blank("en")
-    assert "cue:treat-weak" in sentence_cue_labels(nlp, patterns, "en")
+    assert "cue:treat-weak" in PhraseTable(nlp, patterns, "en").sentence_labels
     with open(patterns / "context_en.jsonl", "a", encoding="utf-8") as f:
         f.write('{"label": "cue:treat-weak", "pattern": "no-needle protocol", "id": "test-weak"}\n')
-    assert "cue:treat-weak" not in sentence_cue_labels(nlp, patterns, "en")
+    assert "cue:treat-weak" not in PhraseTable(nlp, patterns, "en").sentence_labels
 
 
 @pytest.mark.parametrize("lang", ["en", "es"])
@@ -120,7 +120,7 @@ def test_claims_do_not_depend_on_the_tokenizer_cache(det):
                       "Book now: 555-0100.", "url": CLINIC},
              {"text": "We do not claim that stem cells can regrow cartilage. There is no proof.", "url": CLINIC},
              {"text": "Las células madre curan el autismo. ¡Reserve hoy su consulta!", "url": CLINIC, "lang": "es"}]
-    cached, uncached = det, Detector()
+    cached, uncached = det, Detector(model_dir=None)
     for nlp in uncached.nlps.values():
         nlp.tokenizer.max_cache_size = 0
         nlp.tokenizer.rules = nlp.tokenizer.rules  # the setter empties the cache

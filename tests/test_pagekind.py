@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.detect.detector import get_detector
+from analysis.detect.detector import Detector
 from analysis.extract import extract_html
 from analysis.detect.pagekind import PageKindScorer
 
 
 @pytest.fixture(scope="module")
 def det():
-    return get_detector()
+    return Detector(model_dir=None)  # the phrase rules, without the learned stage
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.detect.detector import get_detector
+from analysis.detect.detector import Detector
 
 CLINIC = "https://www.example.org/services/stem-cells/"
 NEWS = "https://news.example.com/2025/03/health/stem-cells/"
@@ -12,7 +12,7 @@ NEWS = "https://news.example.com/2025/03/health/stem-cells/"
 
 @pytest.fixture(scope="module")
 def det():
-    return get_detector()
+    return Detector(model_dir=None)  # the phrase rules, without the learned stage
 
 
 def stance_of(det, text, category, **kw):
@@ -285,3 +285,26 @@ def test_what_a_registration_does_not_mean_denies_the_claim(det):
     claims = [c for c in det.analyze(text, url=CLINIC).claims if c.category == "regulatory-misrepresentation"
               and "Registration only" in c.sentence]
     assert claims and all(c.stance in ("negated", "cautionary") for c in claims), [(c.stance, c.text) for c in claims]
+
+
+# (cues as (label, first word, last word) of "They say we do not claim it cures autism",
+#  page kind, the rule expected to fire, the stance it gives): the first rule that holds decides
+RULE_ORDER = [
+    ([], "clinic", "page-kind", "promoted"),
+    ([], "news", "page-kind", "reported"),
+    ([("stance:reporting", 1, 2)], "clinic", "attribution", "reported"),
+    ([("stance:negation", 4, 5), ("stance:reporting", 1, 2)], "clinic", "near-negation", "negated"),
+    ([("stance:caution", 0, 1), ("stance:negation", 4, 5)], "clinic", "caution", "cautionary"),
+    ([("stance:negation-strong", 3, 6), ("stance:caution", 0, 1)], "clinic", "strong-negation", "negated"),
+    ([("stance:negation-strong", 3, 6)], "news", "strong-negation", "cautionary"),
+]
+
+
+@pytest.mark.parametrize("cues,kind,rule,stance", RULE_ORDER)
+def test_stance_rules_are_tried_in_order_and_report_which_fired(det, cues, kind, rule, stance):
+    nlp = det.nlps["en"]
+    rules = nlp.get_pipe("stemwatch_claims").stance
+    doc = nlp.make_doc("They say we do not claim it cures autism")
+    decision = rules.decide(doc, "disease-cure", 7, 9, cues, first=0, sent_end=len(doc), page_kind=kind)
+    assert (decision.rule, decision.stance) == (rule, stance)
+    assert decision.rule in rules.RULES

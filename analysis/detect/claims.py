@@ -34,7 +34,7 @@ from analysis.detect.pagekind import PageKindScorer, url_host
 from analysis.detect.pattern_files import load_markers, pattern_options
 from analysis.detect.rules import Rule, check_order, compile_rules, page_allows
 from analysis.detect.sentences import doc_text
-from analysis.detect.stance import StanceRules
+from analysis.detect.stance import Decision, StanceRules
 from analysis.detect.taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
 from analysis.detect.text import normalize, url_path
 
@@ -43,10 +43,12 @@ KIND = "sw_page_kind"  # doc.user_data key: the page kind
 # doc.user_data key: per doc.spans["claims"] span, (start char, end char, category, pattern id,
 # stance, stance cue, severity, [(start char, end char) of its sentence, heading first])
 INFO = "sw_claims"
+RAW = "sw_raw"  # doc.user_data key: (cues, claim candidates) as matched, before any rule
 _SLUG_SPLIT = re.compile(r"[\W\d_]+")  # URL path to words; digits dropped (page ids are not words)
-ANSWER_MARKS = load_markers()["answer_marks"]  # "A: Yes." on a Q&A page
+_MARKERS = load_markers()
+ANSWER_MARKS = _MARKERS["answer_marks"]  # "A: Yes." on a Q&A page
 _EXTEND = 6  # tokens: how far a claim's text grows to take in the cue that completed it
-_NO_EXTEND = frozenset({"cue:regen"})  # context, not part of what is claimed
+_NO_EXTEND = _MARKERS["context_only"]  # context, not part of what is claimed
 def load_host_rules(path: Path) -> tuple[tuple[str, re.Pattern], ...]:
     """(label, compiled regex) pairs of patterns/hosts.json; none if the file is absent."""
     if not path.exists():
@@ -82,7 +84,7 @@ class ClaimResolver:
             ruler_keys = table.keys(cue_label=lambda label: label not in table.sentence_labels)
         self.table = table
         own_keys = table.keys(claims=False, prefix="swc")
-        # Weak cues, matched in a sentence only when a rule asks there (matcher.sentence_cue_labels).
+        # Weak cues, matched in a sentence only when a rule asks there (PhraseTable.sentence_labels).
         self.sentence_labels = lazy = table.sentence_labels
         sentence_keys = table.keys(claims=False, kinds=False, prefix="sws", cue_label=lambda label: label in lazy)
         self.keys = {strings[k]: meaning for k, (_, meaning) in
@@ -128,6 +130,7 @@ class ClaimResolver:
                 kind_hits[kind].add(phrase)
             for label, pid in meaning.claims:
                 candidates.append((start, end, label, pid))
+        doc.user_data[RAW] = (cues, candidates)  # for the learned stage, when there is one
         page_kind = doc.user_data[KIND] = self.kinds.kind(kind_hits, meta.get("url", ""), meta.get("title", ""),
                                                           meta.get("cues"), meta.get("text", ""))
         kept = []
@@ -246,7 +249,7 @@ class ClaimResolver:
                     f = answers.get((rule.id, si), MISSING)
                     if f is MISSING:
                         f = page.answer(rule, si, heading, cat)
-                    if f and rule.weak_before and f is not True and f[0] == rule.weak_before and f[1] >= c_start:
+                    if f and rule.offer.weak_before and f is not True and f[0] == rule.offer.weak_before and f[1] >= c_start:
                         f = None  # "Stem Cells and Autism: A Guide for Parents": "for" offers nothing
                 if not f:
                     break
@@ -267,13 +270,13 @@ class ClaimResolver:
                         start, end = min(start, cue[1]), max(end, cue[2])
                 elif ci != heading:
                     support.add(ci)
-                    if rule.next and ci > si:
+                    if rule.offer.next and ci > si:
                         offer = (ci, cue)
             first, sent_end, question = page.facts(si)
             opening = openings.get(si)
             if opening is None:
                 opening = openings[si] = stance.opening(doc, first, sent_end)
-            decided, cue_text = stance.decide(
+            decided, cue_text, _ = stance.decide(
                 doc, cat, c_start, c_end,
                 page.cues_in(si) + page.cues_in(heading) if heading is not None else page.cues_in(si),
                 first=first, sent_end=sent_end, is_question=question, page_kind=page_kind, opening=opening,
@@ -281,14 +284,14 @@ class ClaimResolver:
                 widened=start, pattern=pid, heading_end=page.last_word(heading) if heading is not None else None)
             if offer is not None and decided == "promoted":
                 # the promise is made in the offer's sentence: its negation or question counts
-                decided, cue_text = self._offer_stance(doc, page, cat, offer, page_kind)
+                decided, cue_text, _ = self._offer_stance(doc, page, cat, offer, page_kind)
             answer = None
             if decided is None and question:  # an FAQ question: its answer may make the claim
                 answer = page.line_after(si)
                 if answer is not None and self._answer_byline(doc, page, answer):
                     answer = page.line_after(answer)  # "Answer from Dr. Lin, surgeon": the answer follows
                 if answer is not None:
-                    decided, cue_text = self._answer_stance(doc, page, answer, page_kind)
+                    decided, cue_text, _ = self._answer_stance(doc, page, answer, page_kind)
             if decided is None or (kept is not None and decided != "promoted"):
                 continue
             through = (offer[0] if offer is not None else answer if answer is not None
@@ -298,7 +301,7 @@ class ClaimResolver:
                                 page.sentence_ranges(si, heading, through)))
         return sorted(best.values(), key=lambda claim: claim[0])
 
-    def _offer_stance(self, doc, page, category, offer, page_kind) -> tuple[str | None, str]:
+    def _offer_stance(self, doc, page, category, offer, page_kind) -> Decision:
         """The stance of an offer made in a sentence after the condition's ("Cerebral palsy
         need not be the end. Stem cell therapy cannot cure it."), decided on that sentence
         with its last offer word ("cure", not "therapy") as the claim: the condition it
@@ -319,12 +322,12 @@ class ClaimResolver:
             return False  # no mark, or "A: ..." answering on its own line
         return not page.sentence_text(ai).rstrip().endswith((".", "!", "?")) and page.line_after(ai) is not None
 
-    def _answer_stance(self, doc, page, ai: int, page_kind: str) -> tuple[str | None, str]:
+    def _answer_stance(self, doc, page, ai: int, page_kind: str) -> Decision:
         """The stance of a question claim decided by its answer, sentence ai (stance.answer_stance)."""
         first, sent_end, question = page.facts(ai)
         if first + 2 < sent_end and doc[first + 1].text == ":" and doc[first].lower_ in ANSWER_MARKS:
             first += 2  # "A: Yes." answers with its second word
-        affirms = page.first("cue:outcome", ai) is not None or page.first("cue:treat", ai) is not None
+        affirms = any(page.first(label, ai) is not None for label in _MARKERS["answer_affirms"])
         return self.stance.answer_stance(doc, page.cues_in(ai), first, sent_end, question, affirms, page_kind)
 
 

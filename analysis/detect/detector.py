@@ -26,6 +26,7 @@ at run time.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from functools import lru_cache
 from pathlib import Path
@@ -37,11 +38,13 @@ from spacy.tokens import Doc
 
 from analysis.detect import matcher as _matcher  # noqa: F401  (registers stemwatch_ruler)
 from analysis.detect import sentences as _sentences  # noqa: F401  (registers stemwatch_sentences)
+from analysis.detect import learned as _learned  # noqa: F401  (registers stemwatch_judge)
 from analysis.detect.inputs import PageInput, as_input
+from analysis.detect.learned import DEFAULT_MODEL_DIR
 from analysis.detect.lang import LanguageGuesser
 from analysis.models import Claim, PageAnalysis
 from analysis.detect.pattern_files import patterns_version
-from analysis.detect.claims import INFO, KIND, SPANS_KEY
+from analysis.detect.claims import INFO, KIND
 from analysis.detect.text import normalize
 from analysis.detect.taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
 
@@ -54,8 +57,10 @@ MAX_LENGTH = 5_000_000  # characters; spaCy's default of 1M refuses some long pa
 TOKENIZER_CACHE = 100_000
 
 
-def build_pipeline(lang: str, patterns_dir: str | Path | None = None) -> Language:
-    """spacy.blank(lang) + sentence splitter + claim phrase matcher (stemwatch_ruler) + claim resolver."""
+def build_pipeline(lang: str, patterns_dir: str | Path | None = None, model_dir: str | Path | None = None,
+                   threshold: float | None = None) -> Language:
+    """spacy.blank(lang) + claim phrase matcher (stemwatch_ruler) + claim resolver, and the
+    learned stage (stemwatch_judge) when a trained model folder is given."""
     patterns_dir = Path(patterns_dir or DEFAULT_PATTERNS_DIR)
     nlp = spacy.blank(lang)
     nlp.max_length = MAX_LENGTH
@@ -66,6 +71,9 @@ def build_pipeline(lang: str, patterns_dir: str | Path | None = None) -> Languag
     nlp.tokenizer.max_cache_size = TOKENIZER_CACHE
     nlp.add_pipe("stemwatch_ruler", config={"patterns_dir": str(patterns_dir), "lang": lang})
     nlp.add_pipe("stemwatch_claims", config={"patterns_dir": str(patterns_dir), "lang": lang})
+    if model_dir is not None:
+        nlp.add_pipe("stemwatch_judge", config={"model_dir": str(model_dir), "patterns_dir": str(patterns_dir),
+                                                "threshold": -1.0 if threshold is None else float(threshold)})
     return nlp
 
 
@@ -84,15 +92,30 @@ def drop_whitespace_special_cases(nlp: Language) -> None:
 
 
 class Detector:
-    """Flags stem-cell marketing claims in page text; see the module docstring."""
+    """Flags stem-cell marketing claims in page text; see the module docstring.
 
-    def __init__(self, patterns_dir: str | Path | None = None):
+    model_dir: a trained model folder (``stemwatch train``); the default is the one the
+    project ships, data/model/, when it holds a model; None: the rules alone.
+    threshold: the score at which the learned stage holds a category promoted (default:
+    the one recorded with the model)."""
+
+    def __init__(self, patterns_dir: str | Path | None = None, model_dir: str | Path | None | bool = True,
+                 threshold: float | None = None):
         self.patterns_dir = Path(patterns_dir or DEFAULT_PATTERNS_DIR).resolve()
+        if model_dir is True:
+            model_dir = DEFAULT_MODEL_DIR if (DEFAULT_MODEL_DIR / "meta.json").exists() else None
+        self.model_dir = Path(model_dir).resolve() if model_dir else None
+        self.threshold = threshold
         self.version = patterns_version(self.patterns_dir)
         self.taxonomy = load_taxonomy(self.patterns_dir)
         self.languages = LanguageGuesser(self.patterns_dir / "lang.json")
-        self.nlps = {lang: build_pipeline(lang, self.patterns_dir) for lang in LANGS
+        self.nlps = {lang: build_pipeline(lang, self.patterns_dir, self.model_dir, threshold) for lang in LANGS
                      if (self.patterns_dir / f"claims_{lang}.jsonl").exists()}
+        if self.model_dir is not None:
+            judge = self.nlps["en"].get_pipe("stemwatch_judge").judge if "en" in self.nlps else None
+            if judge is not None:
+                self.threshold = judge.threshold
+                self.version += f"+model.{judge.version}.{judge.decision}@{judge.threshold:g}"
         if "en" not in self.nlps:
             raise FileNotFoundError(f"{self.patterns_dir}: no claims_en.jsonl")
 
@@ -101,9 +124,11 @@ class Detector:
 
     def _result(self, doc: Doc, text: str, lang: str) -> PageAnalysis:
         categories = self.taxonomy.categories
-        claims = [Claim(category=cat, stance=stance, text=text[a:b], sentence=" … ".join(text[x:y] for x, y in ranges),
-                        start=a, end=b, pattern=pid, severity=severity, why=categories[cat].why, cue=cue or "")
-                  for a, b, cat, pid, stance, cue, severity, ranges in doc.user_data.get(INFO, ())]
+        claims = [Claim(category=c[2], stance=c[4], text=text[c[0]:c[1]],
+                        sentence=" … ".join(text[x:y] for x, y in c[7]), start=c[0], end=c[1], pattern=c[3],
+                        severity=c[6], why=categories[c[2]].why, cue=c[5] or "",
+                        score=c[8] if len(c) > 8 else None)
+                  for c in doc.user_data.get(INFO, ())]
         return PageAnalysis(page_kind=doc.user_data.get(KIND, "other"), lang=lang, claims=claims,
                             detector_version=self.version)
 
@@ -158,5 +183,14 @@ class Detector:
 
 @lru_cache(maxsize=1)
 def get_detector() -> Detector:
-    """The process-wide detector (patterns are loaded once)."""
-    return Detector()
+    """The process-wide detector (patterns and model are loaded once)."""
+    return Detector(threshold=env_threshold())
+
+
+def env_threshold() -> float | None:
+    """The learned stage's threshold set by the environment (STEMWATCH_THRESHOLD, 0 to 1)."""
+    value = os.environ.get("STEMWATCH_THRESHOLD", "").strip()
+    try:
+        return float(value) if value else None
+    except ValueError:
+        raise ValueError(f"STEMWATCH_THRESHOLD={value!r} is not a number between 0 and 1") from None

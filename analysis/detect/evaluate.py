@@ -131,6 +131,7 @@ def evaluate(corpus_path: str | Path, detector) -> dict:
         "corpus": str(corpus_path),
         "passages": len(rows),
         "detector_version": detector.version,
+        "trained_on_corpus": _trained_on(detector, corpus_path),
         "detector": score(rows, predicted),
         "baseline": score(rows, base_pred),
         "page_kind": {"scored": len(kinds), "correct": sum(g == p for g, p in kinds),
@@ -139,11 +140,24 @@ def evaluate(corpus_path: str | Path, detector) -> dict:
     }
 
 
+def _trained_on(detector, corpus_path) -> bool:
+    """Whether the detector's model learned from this very corpus file."""
+    model_dir = getattr(detector, "model_dir", None)
+    meta = Path(model_dir) / "meta.json" if model_dir else None
+    if meta is None or not meta.exists():
+        return False
+    from analysis.detect.training import corpus_hash
+
+    return json.loads(meta.read_text(encoding="utf-8")).get("corpus_sha256") == corpus_hash(corpus_path)
+
+
 def format_report(report: dict, show_errors: bool = False) -> str:
     d, b = report["detector"], report["baseline"]
     lines = [
         f"Corpus: {report['corpus']} ({report['passages']} passages), detector {report['detector_version']}",
         "Stance 'promoted', passage level (disputed categories not scored).",
+        *(["NOT A MEASURE: the detector's model was trained on this corpus; "
+           "use --cv-by-domain K or --rules-only."] if report.get("trained_on_corpus") else []),
         "",
         f"{'':34} {'detector':^26} {'keyword baseline':^26}",
         f"{'category':34} {'P':>6} {'R':>6} {'F1':>6} {'n':>5} {'P':>6} {'R':>6} {'F1':>6} {'n':>5}",

@@ -93,35 +93,22 @@ class PhraseTable:
                 for i, (actions, docs) in enumerate(groups.items())}
 
 
-def phrase_keys(nlp: Language, patterns_dir: Path, lang: str, **options) -> dict[str, tuple[list[Doc], PhraseKey]]:
-    """``PhraseTable(nlp, patterns_dir, lang).keys(**options)``."""
-    return PhraseTable(nlp, patterns_dir, lang).keys(**options)
-
-
-def sentence_cue_labels(nlp: Language, patterns_dir: Path, lang: str) -> frozenset[str]:
+def _sentence_cue_labels(patterns_dir: Path, lang: str, words_of) -> frozenset[str]:
     """Cue labels that rules use only as weak cues ("for", "patients": they count only
     beside a partner cue in the claim's own sentence) or as the voice of a later offer
-    sentence ("we", "our": rule option next_voice), so they are matched only in
+    sentence ("we", "our": offer option next_voice), so they are matched only in
     the sentence that needs them, not over the page: they are among a page's most
     frequent matches and are rarely read. A label stays page-wide if a negation cue
     lies inside one of its phrases (the stance decision sets aside a negation inside
-    another cue's words)."""
-    phrases = cue_phrases(patterns_dir, lang)
-
-    def words_of(label):
-        return [tuple(t.lower_ for t in d) for d in nlp.tokenizer.pipe(phrases.get(label, []))]
-    return _sentence_cue_labels(patterns_dir, lang, words_of)
-
-
-def _sentence_cue_labels(patterns_dir: Path, lang: str, words_of) -> frozenset[str]:
-    """sentence_cue_labels, with ``words_of(label)``: the lower-cased tokens of its phrases."""
+    another cue's words). ``words_of(label)``: the lower-cased tokens of its phrases."""
     taxonomy = load_taxonomy(patterns_dir)
     rules = [r for c in taxonomy.categories.values() for r in (*c.requires, *c.exclude)]
     rules += [r for o in pattern_options(patterns_dir, lang).values() for r in o.get("requires", [])]
-    weak = {r["weak"][0] for r in rules if r.get("weak")} | {r["next_voice"] for r in rules if r.get("next_voice")} \
-        | {r["weak_before"] for r in rules if r.get("weak") and r.get("weak_before")}
-    used = {r["cue"] for r in rules} | {r["weak"][1] for r in rules if r.get("weak")} \
-        | {r[k] for r in rules for k in ("next", "next_unless") if r.get(k)}
+    offers = [r.get("offer") or {} for r in rules]
+    weak = {o["weak"][0] for o in offers if o.get("weak")} | {o["next_voice"] for o in offers if o.get("next_voice")} \
+        | {o["weak_before"] for o in offers if o.get("weak") and o.get("weak_before")}
+    used = {r["cue"] for r in rules} | {o["weak"][1] for o in offers if o.get("weak")} \
+        | {o[k] for o in offers for k in ("next", "next_unless") if o.get(k)}
     labels = {"cue:" + w for w in weak - used}
     negations = words_of("stance:negation")
     for label in list(labels):

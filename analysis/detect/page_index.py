@@ -26,7 +26,7 @@ HEADING_WORDS, HEADING_CHARS = 8, 80  # a heading line found by its form alone i
 NEXT_OFFER_SENTENCES = 3  # rule option next: how far after a condition its offer may stand
 STANCE_PREFIX = "stance:"
 QUESTION_MARKS = load_markers()["question_marks"]  # a line so opened is a Q&A page's question
-LIST_INTRO = "cue:list-intro"  # words that introduce a list ("We treat"): the line heads it
+LIST_INTRO = load_markers()["list_intro"]  # words that introduce a list ("We treat"): the line heads it
 _NONE: frozenset = frozenset()
 MISSING = object()  # not in a cache (None is an answer)
 
@@ -389,19 +389,19 @@ class PageIndex:
             if d is None:
                 d = self.by_label(label)
             c = d.get(si)
-            if c is None and rule.weak:
-                p = by_label.get(rule.partner)
+            if c is None and rule.offer.weak:
+                p = by_label.get(rule.offer.partner)
                 if p is None:
-                    p = self.by_label(rule.partner)
+                    p = self.by_label(rule.offer.partner)
                 if si in p:
-                    c = self.first(rule.weak, si)
+                    c = self.first(rule.offer.weak, si)
             if c is None and heading is not None:
                 c = self._find_unit(rule, si, heading)
-            if c is None and rule.next and category:
+            if c is None and rule.offer.next and category:
                 c = self._next_offer(rule, si, category)
-            if c is None and rule.weak_before and si in self.by_label(rule.partner):
+            if c is None and rule.offer.weak_before and si in self.by_label(rule.offer.partner):
                 # last: the resolver keeps it only if it stands before the claim
-                c = self.first(rule.weak_before, si)
+                c = self.first(rule.offer.weak_before, si)
             return c
         d = self.by_label(label)
         if d:  # else no sentence has the cue: only the title can help
@@ -441,10 +441,10 @@ class PageIndex:
     def _has(self, si: int, rule: Rule):
         """The rule's cue in sentence si, or its weak cue when the partner cue stands there too."""
         c = self.first(rule.label, si)
-        if c is None and rule.weak and self.first(rule.partner, si) is not None:
-            c = self.first(rule.weak, si)
-            if c is None and rule.weak_before:  # a heading stands before its items
-                c = self.first(rule.weak_before, si)
+        if c is None and rule.offer.weak and self.first(rule.offer.partner, si) is not None:
+            c = self.first(rule.offer.weak, si)
+            if c is None and rule.offer.weak_before:  # a heading stands before its items
+                c = self.first(rule.offer.weak_before, si)
         return c
 
     def _find_unit(self, rule: Rule, si: int, heading: int):
@@ -489,13 +489,13 @@ class PageIndex:
                 return None
             if self._line(j)[1]:
                 return None  # a heading: another section
-            if self.first(rule.next, j) is not None:
+            if self.first(rule.offer.next, j) is not None:
                 c = self.first(rule.label, j)
                 if c is not None:
-                    if rule.next_unless and self.first(rule.next_unless, j) is not None:
+                    if rule.offer.next_unless and self.first(rule.offer.next_unless, j) is not None:
                         return None  # an offer for something else ("for knee pain", "after surgery")
-                    if (j == si + 1 and own_paragraph) or not rule.next_voice \
-                            or self.first(rule.next_voice, j) is not None:
+                    if (j == si + 1 and own_paragraph) or not rule.offer.next_voice \
+                            or self.first(rule.offer.next_voice, j) is not None:
                         return c
                     # further away, only the page's own voice ("our", "we", "you") ties the
                     # offer to the condition: "Some clinics claim stem cells can help" does not

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from analysis.models import CATEGORIES
 
-CODE_VERSION = "3.2"  # bump when detection code changes behaviour
+CODE_VERSION = "4.0"  # bump when detection code changes behaviour
 CUE_FILES = ("context", "stance", "pagekind")
 PATTERN_OPTIONS = ("requires", "case", "after_number", "not_alone", "not_followed_by")
 _CATEGORY_SET = frozenset(CATEGORIES)
@@ -99,13 +99,17 @@ def patterns_version(patterns_dir: Path) -> str:
 
 
 def load_markers(patterns_dir: Path | None = None) -> dict:
-    """markers.json: the structure words (abbreviations, question and answer marks)."""
+    """markers.json: the structure words (abbreviations, question and answer marks) and the
+    cue labels with a part of their own (cue_roles)."""
     from analysis.detect.taxonomy import DEFAULT_PATTERNS_DIR
 
     path = Path(patterns_dir or DEFAULT_PATTERNS_DIR) / "markers.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     try:
+        roles = data["cue_roles"]
         return {"abbreviations": tuple(data["abbreviations"]), "question_marks": tuple(data["question_marks"]),
-                "answer_marks": frozenset(data["answer_marks"])}
+                "answer_marks": frozenset(data["answer_marks"]),
+                "context_only": frozenset(roles["context_only"]), "answer_affirms": tuple(roles["answer_affirms"]),
+                "list_intro": roles["list_intro"]}
     except KeyError as e:
         raise ValueError(f"{path}: missing {e}") from None

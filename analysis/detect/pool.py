@@ -45,12 +45,18 @@ class DetectorPool:
         self.detector = detector
         self.patterns_dir = str(patterns_dir or getattr(detector, "patterns_dir", None) or "") or None
         self.version = getattr(detector, "version", None)
+        # the workers build the same detector: rules, and the same model and threshold if any
+        if detector is None:
+            self.model = (True, None)  # the default detector's
+        else:
+            model = getattr(detector, "model_dir", None)
+            self.model = (str(model) if model else None, getattr(detector, "threshold", None))
         self.processes = max(0, processes)
         self._executor = None
         if self.processes:
             self._executor = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(self.patterns_dir, self.version, os.getpid()))
+                initializer=_init_worker, initargs=(self.patterns_dir, self.version, os.getpid(), self.model))
 
     def submit(self, pages: list) -> concurrent.futures.Future:
         """A future of the pages' analyses, in order."""
@@ -106,12 +112,17 @@ _worker_detector = None
 _expected_version = None
 
 
-def _init_worker(patterns_dir: str | None, version: str | None, parent_pid: int):
+def _init_worker(patterns_dir: str | None, version: str | None, parent_pid: int,
+                 model: tuple = (None, None)):
     global _worker_detector, _expected_version
     threading.Thread(target=_exit_with, args=(parent_pid,), daemon=True, name="orphan-watch").start()
-    from analysis.detect.detector import Detector
+    from analysis.detect.detector import Detector, env_threshold
 
-    _worker_detector, _expected_version = Detector(patterns_dir), version
+    model_dir, threshold = model
+    if model_dir is True:  # the default detector, as get_detector() makes it
+        threshold = env_threshold()
+    _worker_detector = Detector(patterns_dir, model_dir=model_dir or None, threshold=threshold)
+    _expected_version = version
 
 
 def _exit_with(parent_pid: int):

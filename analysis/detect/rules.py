@@ -19,42 +19,71 @@ DEFAULT_DISTANCE = 4  # tokens, for scopes near/after
 _ids = itertools.count()
 
 
+class Offer(NamedTuple):
+    """The offer rule (scope ``unit``, key ``offer``): where a condition's offer may stand
+    besides its own sentence, and which weaker words count as one. One rule uses it,
+    disease-cure's offer cue; patterns/README.md describes each option."""
+    weak: str | None = None  # a weaker cue that also counts ("cue:treat-weak") ...
+    partner: str | None = None  # ... when this cue stands in the same sentence
+    weak_before: str | None = None  # a weak cue that counts only before the claim ("for": "stem cells for autism")
+    next: str | None = None  # the offer may sit in a following sentence if it has this cue ...
+    next_unless: str | None = None  # ... and not this one (the offer is for something else: "knee pain")
+    next_voice: str | None = None  # ... and, beyond the very next sentence, this one (the page's own voice)
+
+
+NO_OFFER = Offer()
+OFFER_OPTIONS = frozenset({"weak", "weak_before", "next", "next_unless", "next_voice"})
+
+
 class Rule(NamedTuple):
     id: int  # unique per compiled rule: the key of per-page answer caches
     label: str  # the cue label asked for ("cue:regen")
     scope: str
     window: int  # sentences either side (scope window; 0 otherwise)
     distance: int  # tokens (scopes near/after)
-    weak: str | None  # a weaker cue that also counts ("cue:treat-weak") ...
-    partner: str | None  # ... when this cue stands in the same sentence
-    weak_before: str | None  # a weak cue that counts only before the claim ("for": "stem cells for autism")
-    next: str | None  # scope unit: the offer may sit in a following sentence if it has this cue ...
-    next_unless: str | None  # ... and not this one (the offer is for something else: "knee pain")
-    next_voice: str | None  # ... and, beyond the very next sentence, this one (the page's own voice)
+    offer: Offer  # scope unit: the offer rule's options (NO_OFFER for every other rule)
     title_ok: bool  # the title or URL words can supply the cue
     local: bool  # scopes near/after: the answer depends on the match's own tokens
+
+
+def compile_offer(options: dict, *, allow_next: bool = True) -> Offer:
+    unknown = set(options) - OFFER_OPTIONS
+    if unknown:
+        raise ValueError(f"unknown offer option(s) {sorted(unknown)} (known: {sorted(OFFER_OPTIONS)})")
+    weak = options.get("weak")
+    if weak is not None and not (isinstance(weak, list) and len(weak) == 2):
+        raise ValueError(f"offer option 'weak' must be [weak cue, partner cue], not {weak!r}")
+    nxt = options.get("next") if allow_next else None
+
+    def cue(name, value):
+        return "cue:" + value if value else None
+
+    return Offer(
+        weak=cue("weak", weak[0] if weak else None),
+        partner=cue("partner", weak[1] if weak else None),
+        weak_before=cue("weak_before", options.get("weak_before") if weak else None),
+        next=cue("next", nxt),
+        next_unless=cue("next_unless", options.get("next_unless") if nxt else None),
+        next_voice=cue("next_voice", options.get("next_voice") if nxt else None),
+    )
 
 
 def compile_rule(rule: dict, *, allow_next: bool = True) -> Rule:
     scope = rule.get("scope", "sentence")
     if scope not in SCOPES:
         raise ValueError(f"unknown rule scope {scope!r} in {rule}")
-    weak = rule.get("weak")
-    nxt = rule.get("next") if allow_next else None
-    unless = rule.get("next_unless") if nxt else None
-    voice = rule.get("next_voice") if nxt else None
+    stray = OFFER_OPTIONS & set(rule)
+    if stray:
+        raise ValueError(f"{sorted(stray)} belong inside the offer rule's 'offer' (scope unit), in {rule}")
+    if "offer" in rule and scope != "unit":
+        raise ValueError(f"'offer' is the unit scope's rule; scope {scope!r} takes none, in {rule}")
     return Rule(
         id=next(_ids),
         label="cue:" + rule["cue"],
         scope=scope,
         window=int(rule.get("window", 0)) if scope == "window" else 0,
         distance=int(rule.get("distance", DEFAULT_DISTANCE)),
-        weak="cue:" + weak[0] if weak else None,
-        partner="cue:" + weak[1] if weak else None,
-        weak_before="cue:" + rule["weak_before"] if weak and rule.get("weak_before") else None,
-        next="cue:" + nxt if nxt else None,
-        next_unless="cue:" + unless if unless else None,
-        next_voice="cue:" + voice if voice else None,
+        offer=compile_offer(rule.get("offer") or {}, allow_next=allow_next) if scope == "unit" else NO_OFFER,
         title_ok=scope in TITLE_SCOPES,
         local=scope in ("near", "after"),
     )
@@ -91,4 +120,5 @@ def page_allows(rules: tuple[Rule, ...], labels, title_labels) -> bool:
 
 
 def _weak_in(rule: Rule, labels) -> bool:
-    return bool(rule.weak) and (rule.weak in labels or rule.weak_before in labels)
+    offer = rule.offer
+    return bool(offer.weak) and (offer.weak in labels or offer.weak_before in labels)

@@ -149,6 +149,15 @@ def m005_faster_claim_verdicts(db: sqlite_utils.Database):
 
     _execute_statements(db, M005_CLAIM_VERDICTS)
 
+
+@MIGRATIONS()
+def m006_claim_scores(db: sqlite_utils.Database):
+    """claims.score: the learned stage's score for the claim's category on its page
+    (null for claims found by the rules alone), indexed so a queue sorts by it."""
+    if "score" not in db["claims"].columns_dict:
+        db["claims"].add_column("score", float)
+    db["claims"].create_index(["score"], if_not_exists=True)
+
 @contextmanager
 def write_transaction(db: sqlite_utils.Database):
     """A write transaction that takes the write lock at once (BEGIN IMMEDIATE).

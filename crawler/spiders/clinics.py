@@ -40,7 +40,7 @@ from crawler.seeds import load_seeds
 from analysis.store.sites import site_key
 from crawler.urls import canonicalize
 from analysis.detect.inputs import page_input
-from analysis.extract.content import ContentError, media_type, read_body
+from analysis.extract.content import ContentError, read_body
 from crawler.items import PageItem
 from crawler.dns import blocked_reason
 

@@ -1,0 +1,311 @@
+"""``stemwatch_judge``: the learned stage, trained on the real-page corpus (data/corpus/).
+
+The phrase rules find claims through wording; on real pages they miss promises
+made in other words and take reports, explainers and advice for promises. This
+stage sees more and decides from what a person uses:
+
+1. Candidates, broadly: for each category, the sentences of the page (with their
+   neighbours) that hold one of its claim phrases, in any stance and whether or
+   not its context rules held, or one of its candidate cues
+   (patterns/candidates.json: a joint, a birth-tissue product, an approval word,
+   an outcome...).
+2. Two spaCy text classifiers (``spacy train``, configs in data/model/): the page
+   kind, from the page's words, host, URL path and the rules' page kind; and, per
+   candidate, whether the page promotes that category, from the candidate
+   sentences and the rules' findings (pattern ids, stances, cue labels, page kind).
+3. The decision: a candidate scoring at or above the threshold is promoted, below
+   it is not. A rule claim the model does not hold promoted becomes ``reported``
+   (cue: its score); a promoted candidate without a promoted rule claim takes the
+   rule claim of its category, or becomes a claim of its own (pattern ``learned``)
+   on its best sentence, explained by the category's ``why`` and the words that
+   weighed most. Every claim carries its category's score.
+
+Feature words are plain tokens ("c_diseasecure_rule_promoted"), so the
+classifiers stay bags of words: small, deterministic to train, fast to run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from analysis.detect.claims import INFO, KIND, RAW
+from analysis.detect.pagekind import url_host
+from analysis.detect.sentences import sentence_cuts
+from analysis.detect.taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
+from analysis.detect.text import url_path
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "data" / "model"
+SCORES = "sw_scores"  # doc.user_data key: {category: score}
+LEARNED = "learned"  # pattern id of a claim found by the model alone
+KINDS = ("clinic", "news", "academic", "regulator", "advocacy", "other")
+# How a category's score decides, chosen at training on held-out examples (meta.json):
+# "model": the score alone; "veto": the rules promote it and the score agrees; "union":
+# the rules promote it or the score does.
+DECISIONS = ("model", "veto", "union")
+
+
+def decide(decision: str, rules_promote: bool, score: float, threshold: float) -> bool:
+    if decision == "veto":
+        return rules_promote and score >= threshold
+    if decision == "union":
+        return rules_promote or score >= threshold
+    return score >= threshold
+MAX_CANDIDATE_CHARS = 1500  # per category: the nearest sentences to its hits, then cut
+MAX_KIND_CHARS = 2000
+_WORDS = re.compile(r"[^\W\d_]+")
+_NEIGHBOURS = 1  # sentences either side of a hit that the candidate takes in
+# Words of a category's first hit sentences also go in prefixed with the category: the
+# passage's words are shared by all its candidates, so alone they cannot tell one
+# category from another on the same page.
+MAX_OWN_WORD_SENTENCES = 6
+
+
+def code(label: str) -> str:
+    """A label as one token: "disease-cure" -> "diseasecure", "stance:negation" -> "stancenegation"."""
+    return re.sub(r"[^a-z0-9]", "", label.lower())
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One category's candidate on one page: the model's input and where its sentences are."""
+    category: str
+    text: str
+    sentences: tuple[tuple[int, int], ...]  # character ranges, best first (those with claim phrases)
+
+
+@dataclass(frozen=True)
+class PageFeatures:
+    kind_text: str
+    candidates: tuple[Candidate, ...]
+
+
+def load_candidate_cues(patterns_dir: Path) -> dict[str, frozenset[str]]:
+    """patterns/candidates.json: category -> cue labels that make a sentence its candidate."""
+    path = Path(patterns_dir) / "candidates.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return {cat: frozenset(labels) for cat, labels in data["cues"].items()}
+    except (KeyError, AttributeError, TypeError) as e:
+        raise ValueError(f"{path}: 'cues' must map categories to lists of cue labels ({e})") from None
+
+
+def _sentence_ranges(text: str) -> list[tuple[int, int]]:
+    cuts = [0] + sentence_cuts(text) + [len(text)]
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if text[a:b].strip()]
+
+
+def _index(ranges: list[tuple[int, int]], pos: int) -> int:
+    lo, hi = 0, len(ranges) - 1
+    while lo < hi:  # the last sentence starting at or before pos
+        mid = (lo + hi + 1) // 2
+        if ranges[mid][0] <= pos:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def features(doc: Doc, text: str, url: str, title: str, lang: str, rule_kind: str,
+             candidate_cues: dict[str, frozenset[str]], categories) -> PageFeatures:
+    """The inputs of both classifiers for a page the rules have read (doc.user_data
+    holds their raw matches, RAW, and claims, INFO: see claims.py)."""
+    cues, raw = doc.user_data.get(RAW, ((), ()))
+    claims = doc.user_data.get(INFO, ())
+    host = url_host(url) if "//" in url else ""
+    path_words = " ".join(_WORDS.findall(url_path(url).lower())) if url else ""
+    host_words = " ".join("h_" + w for w in _WORDS.findall(host))
+    kind_text = (f"k_rule_{rule_kind} k_lang_{lang} {host_words} {path_words}\n{title.lower()}\n"
+                 f"{text[:MAX_KIND_CHARS].lower()}")
+    ranges = None
+    hits: dict[str, dict[int, set[str]]] = {}  # category -> sentence -> feature words
+    starts = [t.idx for t in doc] if (raw or cues) else []
+
+    def sent(token: int) -> int:
+        nonlocal ranges
+        if ranges is None:
+            ranges = _sentence_ranges(text)
+        return _index(ranges, starts[token]) if ranges else 0
+
+    for start, _end, cat, pid in raw:
+        hits.setdefault(cat, {}).setdefault(sent(start), set()).add("raw_" + code(pid))
+    by_cue: dict[str, list[int]] = {}
+    for label, start, _end in cues:
+        by_cue.setdefault(label, []).append(start)
+    for cat in categories:
+        for label in candidate_cues.get(cat, ()):
+            for start in by_cue.get(label, ()):
+                hits.setdefault(cat, {}).setdefault(sent(start), set()).add("cue_" + code(label))
+    rule_stances: dict[str, set[str]] = {}
+    for a, _b, cat, pid, stance, *_ in claims:
+        rule_stances.setdefault(cat, set()).add(stance)
+    if not hits:
+        return PageFeatures(kind_text, ())
+    sentence_cues: dict[int, set[str]] = {}
+    for label, start, _end in cues:
+        sentence_cues.setdefault(sent(start), set()).add(code(label))
+    out = []
+    for cat in categories:
+        where = hits.get(cat)
+        if not where:
+            continue
+        c = "c_" + code(cat)
+        words = {f"{c}_kind_{rule_kind}", f"{c}_lang_{lang}", f"kind_{rule_kind}"}
+        words |= {f"{c}_rule_{s}" for s in rule_stances.get(cat, ())} or {f"{c}_rule_none"}
+        chosen: list[int] = []
+        for si in sorted(where, key=lambda i: (not any(w.startswith("raw_") for w in where[i]), i)):
+            words |= {f"{c}_{w}" for w in where[si]}
+            if len(chosen) < MAX_OWN_WORD_SENTENCES:  # the hit's own words, as this category's
+                a, b = ranges[si]
+                words |= {f"{c}_w_{w}" for w in _WORDS.findall(text[a:b].lower()) if len(w) > 2}
+            for j in range(si - _NEIGHBOURS, si + _NEIGHBOURS + 1):
+                if 0 <= j < len(ranges) and j not in chosen:
+                    chosen.append(j)
+                    words |= {f"{c}_{w}" for w in sentence_cues.get(j, ())}
+        kept, size = [], 0
+        for j in chosen:
+            a, b = ranges[j]
+            if size and size + (b - a) > MAX_CANDIDATE_CHARS:
+                break
+            kept.append(j)
+            size += b - a
+        body = " ".join(text[ranges[j][0]:ranges[j][1]].strip() for j in sorted(kept)).lower()
+        out.append(Candidate(cat, " ".join(sorted(words)) + "\n" + body,
+                             tuple(ranges[j] for j in chosen if j in where)))
+    return PageFeatures(kind_text, tuple(out))
+
+
+def model_hash(model_dir: Path) -> str:
+    """The trained models' identity: meta.json records the corpus hash and settings."""
+    meta = Path(model_dir) / "meta.json"
+    return hashlib.sha256(meta.read_bytes()).hexdigest()[:12] if meta.exists() else ""
+
+
+class Judge:
+    """The two trained classifiers of a model folder (made by ``stemwatch train``)."""
+
+    def __init__(self, model_dir: str | Path, threshold: float | None = None):
+        self.model_dir = Path(model_dir)
+        meta_path = self.model_dir / "meta.json"
+        if not meta_path.exists():
+            raise FileNotFoundError(f"{self.model_dir}: no trained model (meta.json); run `make train`")
+        self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        self.threshold = float(self.meta.get("threshold", 0.5) if threshold is None else threshold)
+        self.decision = self.meta.get("decision", "model")
+        if self.decision not in DECISIONS:
+            raise ValueError(f"{meta_path}: unknown decision {self.decision!r} (known: {', '.join(DECISIONS)})")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold {self.threshold} is not between 0 and 1")
+        self.claims_nlp = spacy.load(self.model_dir / "claims")
+        self.kind_nlp = spacy.load(self.model_dir / "pagekind")
+        self.version = model_hash(self.model_dir)
+
+    def page_kind(self, kind_text: str) -> str:
+        cats = self.kind_nlp(kind_text).cats
+        return max(sorted(cats), key=cats.get)
+
+    def scores(self, candidates: tuple[Candidate, ...]) -> list[float]:
+        return [d.cats.get("promoted", 0.0) for d in self.claims_nlp.pipe(c.text for c in candidates)]
+
+    def weighing_words(self, candidate: Candidate, text: str, span: tuple[int, int], n: int = 3) -> list[str]:
+        """The words of the sentence whose removal lowers the score most (occlusion)."""
+        head, _, body = candidate.text.partition("\n")
+        sentence = text[span[0]:span[1]]
+        words = list(dict.fromkeys(w.lower() for w in _WORDS.findall(sentence) if len(w) > 2))
+        if not words:
+            return []
+        base = self.scores((candidate,))[0]
+        probes = [Candidate(candidate.category, head + "\n" + re.sub(rf"\b{re.escape(w)}\b", " ", body), ())
+                  for w in words]
+        drops = [base - s for s in self.scores(tuple(probes))]
+        ranked = sorted(zip(drops, words), key=lambda p: (-p[0], p[1]))
+        return [w for d, w in ranked[:n] if d > 0]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The model's word on one category of a page."""
+    category: str
+    score: float
+    promoted: bool
+
+
+def combine(info: list[tuple], verdicts: dict[str, Verdict], severity) -> tuple[list[tuple], list[str]]:
+    """The rule claims (INFO tuples) under the model's verdicts, each with its score last,
+    and the categories the model holds promoted that no rule claim can carry.
+
+    A promoted rule claim of a category the model does not hold promoted is ``reported``;
+    a category the model holds promoted, without a promoted rule claim, promotes its
+    first rule claim. Categories the model never saw (no candidate) keep the rules' word.
+    """
+    out, carried = [], set()
+    for claim in info:
+        a, b, cat, pid, stance, cue, _sev, ranges = claim[:8]
+        v = verdicts.get(cat)
+        if v is None:
+            out.append((a, b, cat, pid, stance, cue, _sev, ranges, None))
+            continue
+        if stance == "promoted" and not v.promoted:
+            stance, cue = "reported", f"learned score {v.score:.2f}"
+        elif v.promoted and stance != "promoted" and cat not in carried and \
+                not any(c[2] == cat and c[4] == "promoted" for c in info):
+            stance, cue = "promoted", f"learned score {v.score:.2f}"
+        if stance == "promoted":
+            carried.add(cat)
+        out.append((a, b, cat, pid, stance, cue, severity(cat, stance), ranges, round(v.score, 4)))
+    missing = [cat for cat, v in verdicts.items() if v.promoted and cat not in carried]
+    return out, missing
+
+
+@Language.factory("stemwatch_judge",
+                  default_config={"model_dir": "", "patterns_dir": "", "threshold": -1.0})
+def make_judge(nlp: Language, name: str, model_dir: str, patterns_dir: str, threshold: float):
+    return JudgeComponent(Path(model_dir or DEFAULT_MODEL_DIR), Path(patterns_dir or DEFAULT_PATTERNS_DIR),
+                          None if threshold < 0 else threshold)
+
+
+class JudgeComponent:
+    """Runs after stemwatch_claims: page kind and claims decided by the trained models."""
+
+    def __init__(self, model_dir: Path, patterns_dir: Path, threshold: float | None):
+        self.judge = Judge(model_dir, threshold)
+        self.taxonomy = load_taxonomy(patterns_dir)
+        self.candidate_cues = load_candidate_cues(patterns_dir)
+
+    def __call__(self, doc: Doc) -> Doc:
+        meta = doc._context if isinstance(doc._context, dict) else {}
+        text = meta.get("text", doc.text)
+        lang = doc.lang_
+        feats = features(doc, text, meta.get("url", ""), meta.get("title", ""), lang,
+                         doc.user_data.get(KIND, "other"), self.candidate_cues, self.taxonomy.categories)
+        doc.user_data[KIND] = self.judge.page_kind(feats.kind_text)
+        scores = self.judge.scores(feats.candidates) if feats.candidates else []
+        judge = self.judge
+        ruled = {c[2] for c in doc.user_data.get(INFO, ()) if c[4] == "promoted"}
+        verdicts = {c.category: Verdict(c.category, s, decide(judge.decision, c.category in ruled, s, judge.threshold))
+                    for c, s in zip(feats.candidates, scores)}
+        doc.user_data[SCORES] = {cat: v.score for cat, v in verdicts.items()}
+        info, missing = combine(list(doc.user_data.get(INFO, ())), verdicts, self.taxonomy.severity)
+        by_cat = {c.category: c for c in feats.candidates}
+        for cat in missing:
+            cand = by_cat[cat]
+            if not cand.sentences:
+                continue
+            a, b = cand.sentences[0]
+            while a < b and text[a].isspace():
+                a += 1
+            while b > a and text[b - 1].isspace():
+                b -= 1
+            words = self.judge.weighing_words(cand, text, (a, b))
+            cue = "learned: " + ", ".join(words) if words else "learned"
+            info.append((a, b, cat, LEARNED, "promoted", cue, self.taxonomy.severity(cat, "promoted"),
+                         [(a, b)], round(verdicts[cat].score, 4)))
+        doc.user_data[INFO] = sorted(info, key=lambda c: (c[0], c[2]))
+        return doc

@@ -1,0 +1,191 @@
+"""Training the learned stage (learned.py) on a labelled corpus with ``spacy train``.
+
+The examples are made by the rules themselves: every passage is read by the
+rule pipeline, its candidates are built exactly as at run time, and each
+candidate is labelled ``promoted`` when the gold labels say the passage
+promotes its category. Disputed labels teach nothing and are left out; so is
+a page kind the annotators did not agree on. The configs are data/model/*.cfg;
+seeds are fixed, so the same corpus gives the same model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from spacy.tokens import DocBin
+
+from analysis.detect.claims import KIND
+from analysis.detect.learned import DECISIONS, DEFAULT_MODEL_DIR, KINDS, decide, features, load_candidate_cues
+from analysis.detect.text import normalize
+
+CONFIGS = {"claims": DEFAULT_MODEL_DIR / "claims.cfg", "pagekind": DEFAULT_MODEL_DIR / "pagekind.cfg"}
+THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # candidates for the decision threshold
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    cats: dict[str, float]
+
+
+@dataclass
+class Examples:
+    claims: list[Example]
+    kinds: list[Example]
+    gold_promoted: int  # (passage, category) pairs the gold labels promote
+    candidates_found: int  # of those, how many became candidates
+
+
+def corpus_hash(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def rule_features(detector, row: dict):
+    """The learned stage's inputs for one labelled passage, read by the rules of ``detector``
+    (a Detector without a model)."""
+    text = row["text"]
+    lang = detector.language(text, row.get("lang", ""))
+    nlp = detector.nlps[lang]
+    norm = normalize(text)
+    doc = nlp.make_doc(norm)
+    doc._context = {"url": row.get("url", ""), "title": "", "cues": {}, "text": norm}
+    doc = nlp(doc)
+    cues = load_candidate_cues(detector.patterns_dir)
+    return features(doc, norm, row.get("url", ""), "", lang, doc.user_data.get(KIND, "other"), cues,
+                    detector.taxonomy.categories)
+
+
+def make_examples(rows: list[dict], detector) -> Examples:
+    claims, kinds, gold, found = [], [], 0, 0
+    for row in rows:
+        feats = rule_features(detector, row)
+        promoted, disputed = set(row.get("promoted", ())), set(row.get("disputed", ()))
+        seen = set()
+        for cand in feats.candidates:
+            seen.add(cand.category)
+            if cand.category in disputed:
+                continue
+            claims.append(Example(cand.text, {"promoted": float(cand.category in promoted)}))
+        gold += len(promoted)
+        found += len(promoted & seen)
+        if row.get("page_kind") in KINDS:
+            kinds.append(Example(feats.kind_text, {k: float(k == row["page_kind"]) for k in KINDS}))
+    return Examples(claims, kinds, gold, found)
+
+
+def _docbin(nlp, examples: list[Example], path: Path) -> None:
+    db = DocBin(store_user_data=False)
+    for ex in examples:
+        doc = nlp.make_doc(ex.text)
+        doc.cats = ex.cats
+        db.add(doc)
+    db.to_disk(path)
+
+
+def train_one(config: Path, train: list[Example], dev: list[Example], out: Path, seed: int) -> None:
+    """``spacy train`` on the examples; the last model goes to ``out``."""
+    import spacy
+    from spacy.cli.train import train as spacy_train
+
+    with tempfile.TemporaryDirectory(prefix="stemwatch-train-") as tmp:
+        tmp = Path(tmp)
+        blank = spacy.blank("en")
+        _docbin(blank, train, tmp / "train.spacy")
+        _docbin(blank, dev or train[:1], tmp / "dev.spacy")
+        overrides = {"paths.train": str(tmp / "train.spacy"), "paths.dev": str(tmp / "dev.spacy"),
+                     "system.seed": seed}
+        quiet = logging.getLogger("spacy")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                spacy_train(config, tmp / "out", overrides=overrides, use_gpu=-1)
+        finally:
+            quiet.setLevel(level)
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(tmp / "out" / "model-last", out)
+    # the saved config names the temporary training files: the model does not need them
+    config_path = out / "config.cfg"
+    saved = spacy.util.load_config(config_path)
+    saved["paths"]["train"] = saved["paths"]["dev"] = None
+    saved.to_disk(config_path)
+
+
+def _split_dev(examples: list[Example], every: int = 10) -> tuple[list[Example], list[Example]]:
+    """Every tenth example is held out of training: the dev set spacy train reports on,
+    and on which the decision threshold is chosen (the model kept is the last)."""
+    return ([e for i, e in enumerate(examples) if i % every],
+            [e for i, e in enumerate(examples) if not i % every])
+
+
+def rules_promote(example_text: str) -> bool:
+    """Whether the rules promoted the candidate's category (its feature words say so)."""
+    head = example_text.partition("\n")[0].split()
+    return any(w.endswith("_rule_promoted") for w in head)
+
+
+def choose_decision(model_dir: Path, dev: list[Example]) -> tuple[str, float]:
+    """The decision rule (DECISIONS) and threshold with the best F1 on the held-out dev
+    examples: never chosen on the data that is scored."""
+    import spacy
+
+    nlp = spacy.load(model_dir)
+    scores = [d.cats.get("promoted", 0.0) for d in nlp.pipe(e.text for e in dev)]
+    rules = [rules_promote(e.text) for e in dev]
+    gold = [e.cats["promoted"] > 0.5 for e in dev]
+    best, best_f1 = ("model", 0.5), -1.0
+    for decision in DECISIONS:
+        for t in THRESHOLDS:
+            pred = [decide(decision, r, s, t) for r, s in zip(rules, scores)]
+            tp = sum(p and g for p, g in zip(pred, gold))
+            f1 = 2 * tp / (sum(pred) + sum(gold)) if tp else 0.0
+            if f1 > best_f1 + 1e-9:
+                best, best_f1 = (decision, t), f1
+    return best
+
+
+def train(rows: list[dict], out_dir: str | Path, detector, *, seed: int = 0,
+          corpus_sha256: str = "", threshold: float | None = None, decision: str | None = None) -> dict:
+    """Train both classifiers on ``rows`` into ``out_dir`` (claims/, pagekind/, meta.json).
+    decision, threshold: how the score decides (learned.DECISIONS) and at what score; by
+    default those with the best F1 on the dev examples (a tenth of the candidates, held
+    out of training).
+    Returns the meta written: corpus hash, seed, threshold, sizes, candidate recall."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ex = make_examples(rows, detector)
+    if not ex.claims or not ex.kinds:
+        raise ValueError("the corpus gives no candidates or no agreed page kinds to learn from")
+    for name, examples in (("claims", ex.claims), ("pagekind", ex.kinds)):
+        train_part, dev_part = _split_dev(examples)
+        train_one(CONFIGS[name], train_part, dev_part, out_dir / name, seed)
+        if name == "claims":
+            chosen, best = choose_decision(out_dir / name, dev_part)
+            decision = decision or chosen
+            threshold = best if threshold is None else threshold
+    meta = {
+        "corpus_sha256": corpus_sha256,
+        "passages": len(rows),
+        "seed": seed,
+        "threshold": threshold,
+        "decision": decision,
+        "detector_rules": detector.version,
+        "claim_examples": len(ex.claims),
+        "claim_examples_promoted": sum(1 for e in ex.claims if e.cats["promoted"]),
+        "page_kind_examples": len(ex.kinds),
+        "candidate_recall": round(ex.candidates_found / ex.gold_promoted, 4) if ex.gold_promoted else None,
+    }
+    if out_dir.resolve() != DEFAULT_MODEL_DIR.resolve():  # the configs travel with the model they made
+        for name, config in CONFIGS.items():
+            shutil.copyfile(config, out_dir / f"{name}.cfg")
+    (out_dir / "meta.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    return meta
