@@ -49,6 +49,7 @@ class PageAnalysis:
     lang: str = "en"
     claims: list[Claim] = field(default_factory=list)
     detector_version: str = ""
+    error: str = ""  # why the page could not be analysed (then it has no claims)
 
 
 @dataclass

@@ -41,6 +41,7 @@ def reanalyze(store: Store, detector, *, crawl_id: int | None = None, workers: i
     started = time.monotonic()
     run_id = start_reanalysis_run(store, version, crawl_id, workers)
     done = claims = 0
+    failed: list[int] = []  # pages the detector could not analyse (pages.analysis_error)
     status = "interrupted"
     reviewed = detected_verdicts(store)
 
@@ -48,6 +49,7 @@ def reanalyze(store: Store, detector, *, crawl_id: int | None = None, workers: i
         nonlocal done, claims
         claims += store.add_analyses(results)
         done += len(results)
+        failed.extend(pid for pid, analysis in results if analysis.error)
         if progress:
             progress(done, len(ids))
 
@@ -80,7 +82,7 @@ def reanalyze(store: Store, detector, *, crawl_id: int | None = None, workers: i
     lost = {key: verdict for key, verdict in reviewed.items() if key not in still}
     return {"run": run_id, "version": version, "pages": done, "claims": claims, "seconds": seconds,
             "workers": workers, "pages_per_second": round(done / seconds, 1) if seconds and done else None,
-            "verdicts_no_longer_detected": lost}
+            "verdicts_no_longer_detected": lost, "not_analysed": failed}
 
 
 def describe(result: dict) -> str:
@@ -96,6 +98,10 @@ def describe(result: dict) -> str:
                 f"({summary}); the verdicts are kept: {', '.join(sorted(lost))}")
     else:
         note = ""
+    failed = result.get("not_analysed") or []
+    if failed:
+        note += (f"\n{len(failed)} page(s) could not be analysed (ids {', '.join(map(str, failed[:20]))}"
+                 f"{', ...' if len(failed) > 20 else ''}): the reason is in pages.analysis_error")
     return (f"Re-analysed {result['pages']} pages with detector {result['version']} "
             f"({result['workers']} process{'es' if result['workers'] > 1 else ''}): "
             f"{result['claims']} claims in {result['seconds']}s ({result['pages_per_second']} pages/s)" + note)

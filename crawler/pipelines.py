@@ -179,6 +179,10 @@ class StoragePipeline:
                 self.stats.inc_value("stemwatch/detect_errors")
                 continue
             claims = self.store.add_analyses(results)
+            for pid, analysis in results:
+                if analysis.error:  # recorded with the page (pages.analysis_error); the others keep theirs
+                    logger.warning("page %d could not be analysed: %s", pid, analysis.error)
+                    self.stats.inc_value("stemwatch/not_analysed")
             self.stats.inc_value("stemwatch/claims", claims)
             self.stats.inc_value("stemwatch/analysed", len(results))
             for _, analysis in results[-1:]:

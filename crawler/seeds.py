@@ -16,6 +16,8 @@ from analysis.store.sites import site_key
 from crawler.urls import canonicalize
 
 KNOWN_COLUMNS = ("name", "country", "state", "notes")
+MAX_URL_LENGTH = 1000  # the crawl's URLLENGTH_LIMIT (crawler/settings.py): a longer seed would never be fetched
+REPEATS_SHOWN = 3  # a repeated warning is shown this many times, then summed up
 
 
 class SeedError(Exception):
@@ -41,13 +43,24 @@ def parse_seed_url(raw: str) -> str:
     host = parts.hostname or ""
     if not host or " " in host:
         raise ValueError(f"{raw!r} has no host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{_short(raw)!r} holds a user name or password: stemwatch crawls public pages only")
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
         raise ValueError(f"{raw!r} has an invalid port") from None
     if "." not in host and host != "localhost" and ":" not in host:
         raise ValueError(f"{raw!r} has no domain (no dot in {host!r})")
-    return canonicalize(url)
+    url = canonicalize(url)
+    if len(url) > MAX_URL_LENGTH:
+        raise ValueError(f"{_short(raw)!r} is {len(url)} characters long; the crawl fetches no URL over "
+                         f"{MAX_URL_LENGTH} (URLLENGTH_LIMIT)")
+    return url
+
+
+def _short(text: str, n: int = 80) -> str:
+    text = text.strip()
+    return text if len(text) <= n else text[:n] + "…"
 
 
 def _read_csv(path: Path) -> tuple[list[dict], list[str]]:
@@ -124,21 +137,27 @@ def load_seeds(args: list[str] | tuple[str, ...]) -> tuple[list[dict], list[str]
             raise SeedError(f"{arg!r} is neither a seed file nor a URL ({e})") from None
     seeds: list[dict] = []
     by_site: dict[str, dict] = {}
+    extra: dict[str, set[str]] = {}  # per site, the URLs already kept: a set, so 100,000 rows stay linear
+    duplicates: dict[str, list[str]] = {}
     for seed in collected:
         key = site_key(seed["url"])
         if key in by_site:
             kept = by_site[key]
             for k, v in seed.items():  # the first seed wins; later ones fill gaps
                 kept.setdefault(k, v)
-            if seed["url"] != kept["url"]:
-                kept.setdefault("extra_urls", [])
-                if seed["url"] not in kept["extra_urls"]:
-                    kept["extra_urls"].append(seed["url"])
-            problems.append(f"{seed.get('source', seed['url'])}: duplicate of site {key}; merged")
+            if seed["url"] != kept["url"] and seed["url"] not in extra[key]:
+                extra[key].add(seed["url"])
+                kept.setdefault("extra_urls", []).append(seed["url"])
+            duplicates.setdefault(key, []).append(seed.get("source", seed["url"]))
             continue
         seed["site"] = key
         by_site[key] = seed
+        extra[key] = set()
         seeds.append(seed)
+    for key, where in duplicates.items():
+        problems.extend(f"{w}: duplicate of site {key}; merged" for w in where[:REPEATS_SHOWN])
+        if len(where) > REPEATS_SHOWN:
+            problems.append(f"... and {len(where) - REPEATS_SHOWN} more rows of site {key} ({len(where)} in all); merged")
     if not seeds:
         raise SeedError("no usable seed: " + ("; ".join(problems[:5]) or "input had no rows"))
     return seeds, problems

@@ -5,6 +5,8 @@ Every value can be overridden on the command line (`scrapy crawl clinics
 research crawler visits clinic sites that never asked to be crawled.
 """
 
+from crawler.seeds import MAX_URL_LENGTH
+
 BOT_NAME = "stemwatch"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
@@ -68,7 +70,7 @@ RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 REDIRECT_MAX_TIMES = 5  # redirect loops end here, recorded as errors
 METAREFRESH_MAXDELAY = 10
 DEPTH_LIMIT = 5  # links from a seed page are depth 1
-URLLENGTH_LIMIT = 1000  # longer URLs are traps (session/calendar spaces)
+URLLENGTH_LIMIT = MAX_URL_LENGTH  # longer URLs are traps (session/calendar spaces); seeds are refused above it
 # Breadth-first, so a page cap keeps the pages closest to the home page.
 DEPTH_PRIORITY = 1
 SCHEDULER_DISK_QUEUE = "scrapy.squeues.PickleFifoDiskQueue"

@@ -17,17 +17,16 @@ SESSION_PARAMS = {"phpsessid", "jsessionid", "sid", "sessionid", "session_id", "
 
 
 def canonicalize(url: str) -> str:
-    """One spelling per page: no fragment, no tracking or session parameters,
-    lower-case scheme and host, default ports dropped, sorted query."""
+    """One spelling per page: no fragment, no tracking or session parameters, no user
+    name or password, lower-case scheme and host, default ports dropped, sorted query."""
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     port = parts.port
-    netloc = host
+    netloc = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
-        netloc = f"{host}:{port}"
-    if parts.username:
-        netloc = f"{parts.username}@{netloc}"
+        netloc = f"{netloc}:{port}"
+    # no user name or password: a page's address never carries credentials
     query = [
         (k, v)
         for k, v in parse_qsl(parts.query, keep_blank_values=True)

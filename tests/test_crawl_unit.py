@@ -10,7 +10,8 @@ from scrapy.utils.test import get_crawler
 from twisted.python.failure import Failure
 
 from crawler.run import project_settings
-from analysis.extract.content import decode_body, looks_binary, read_body
+from analysis.extract.content import ContentError, decode_body, read_body
+from analysis.extract.sniff import is_binary
 from crawler.middlewares import BlockedRequest, PrivateAddressGuard, parse_retry_after
 from crawler.spiders.clinics import ClinicsSpider, url_pattern
 
@@ -102,9 +103,39 @@ def test_charset_decoding():
     assert "стволовыми" in text
 
 
-def test_binary_sniffing_and_text_plain():
-    assert looks_binary(b"\x89PNG\r\n\x1a\n\0\0\0")
-    assert not looks_binary("plain text é".encode())
+# (body, served as, binary?) -- the WHATWG sniffing rules: a signature is binary whatever the
+# label; a page served as HTML is HTML whatever stray bytes it holds; plain or unknown text
+# is binary only with a binary data byte in its first 1,445 bytes
+SNIFF = [
+    (b"\x89PNG\r\n\x1a\n\0\0\0", "text/html", True),
+    (b"GIF89a\x01\x00", "text/plain", True),
+    (b"PK\x03\x04rest", "", True),
+    (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "text/html", True),
+    (b"<html><body><!--\x00--><p>Stem cells</p></body></html>", "text/html", False),
+    (b"<p>a</p>\x01\x02\x03\x04\x05\x06\x07\x08" * 50, "application/xhtml+xml", False),
+    ("plain text é".encode(), "text/plain", False),
+    (b"plain\x00text", "text/plain", True),
+    (b"plain\x00text", "", True),
+    (b"\xff\xfep\x00l\x00a\x00i\x00n\x00", "text/plain", False),  # UTF-16 with its BOM
+    (b"x" * 1445 + b"\x00", "text/plain", False),  # beyond the resource header
+    (b"", "text/html", False),
+]
+
+
+@pytest.mark.parametrize("body,mtype,binary", SNIFF)
+def test_binary_is_decided_as_browsers_sniff(body, mtype, binary):
+    assert is_binary(body, mtype) is binary
+
+
+def test_a_nul_byte_hides_no_html_page():
+    body = b"<html><head><title>Clinic</title></head><body><!--\x00--><p>Stem cells cure autism.</p></body></html>"
+    page, kind = read_body(body, "text/html", "http://x.com/")
+    assert kind == "html" and "Stem cells cure autism." in page.text and "\x00" not in page.text
+    with pytest.raises(ContentError, match="binary content served as text/html"):
+        read_body(b"\x89PNG\r\n\x1a\n" + bytes(range(256)), "text/html", "http://x.com/")
+
+
+def test_text_plain_and_html_sniffed_in_text():
     page, kind = read_body(b"line one\n\n  line two  ", "text/plain", "http://x.com/a.txt")
     assert (page.text, kind) == ("line one\nline two", "text")
     page, kind = read_body(b"<html><title>T</title><body>x</body></html>", "text/plain", "http://x.com/")

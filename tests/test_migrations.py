@@ -20,10 +20,17 @@ CURE = claim("disease-cure", "Stem cells cure Parkinson's disease.")
 GUARANTEE = claim("miracle-guarantee", "Results guaranteed or your money back.")
 
 
+# The foundation release's columns: later migrations add columns (null in old rows), never change these.
+FOUNDATION_COLUMNS: dict[str, list[str]] = {}
+
+
 def dump(path, tables=FOUNDATION_TABLES) -> dict:
     conn = sqlite3.connect(path)
     try:
-        return {t: sorted(conn.execute(f"select * from [{t}]").fetchall(), key=repr) for t in tables}
+        for t in tables:
+            FOUNDATION_COLUMNS.setdefault(t, [r[1] for r in conn.execute(f"pragma table_info([{t}])")])
+        return {t: sorted(conn.execute(f"select {', '.join(f'[{c}]' for c in FOUNDATION_COLUMNS[t])} from [{t}]")
+                          .fetchall(), key=repr) for t in tables}
     finally:
         conn.close()
 

@@ -65,3 +65,30 @@ def test_csv_without_url_column_or_empty(tmp_path):
         load_seeds([write(tmp_path, "", "empty.csv")])
     with pytest.raises(SeedError, match="no usable seed"):
         load_seeds([write(tmp_path, "url\nnot a url\n", "bad.csv")])
+
+
+# (seed, the problem named) -- each refused with a reason, never dropped without a word
+REFUSED_SEEDS = [
+    ("https://clinic.example.org/" + "a" * 1000, "characters long; the crawl fetches no URL over 1000"),
+    ("https://user:secret@clinic.example.org/", "user name or password"),
+    ("https://user@clinic.example.org/", "user name or password"),
+]
+
+
+@pytest.mark.parametrize("url,problem", REFUSED_SEEDS)
+def test_seeds_that_could_not_be_crawled_are_refused_with_the_reason(url, problem):
+    with pytest.raises(SeedError, match=problem):
+        load_seeds([url])
+
+
+def test_an_ipv6_seed_keeps_its_brackets_and_its_site():
+    seeds, _ = load_seeds(["http://[::1]:18091/"])
+    assert seeds[0]["url"] == "http://[::1]:18091/" and seeds[0]["site"] == "[::1]:18091"
+
+
+def test_many_rows_of_one_site_load_in_linear_time_with_a_summed_warning(tmp_path):
+    path = tmp_path / "seeds.csv"
+    path.write_text("url\n" + "".join(f"https://clinic.example.org/p{i}\n" for i in range(100_000)))
+    seeds, problems = load_seeds([str(path)])
+    assert len(seeds) == 1 and len(seeds[0]["extra_urls"]) == 99_999
+    assert len(problems) == 4 and "99996 more rows of site example.org" in problems[-1]

@@ -14,6 +14,9 @@ def _print_summary(summary: dict):
         f"Crawl {crawl['id']} {crawl['status']}: {crawl['pages']} pages fetched, "
         f"{crawl['errors']} failed, {crawl['claims']} claims"
     )
+    if crawl.get("not_analysed"):
+        click.echo(f"{crawl['not_analysed']} page(s) could not be analysed: their reason is in "
+                   "pages.analysis_error; the other pages keep their claims")
     if summary["claims"]:
         click.echo("Claims by category and stance: distinct statements per site, then claim rows")
         for row in summary["claims"]:

@@ -50,6 +50,9 @@ from analysis.detect.taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
 
 LANGS = ("en", "es")
 MAX_LENGTH = 5_000_000  # characters; spaCy's default of 1M refuses some long pages
+# A longer page is analysed in pieces of at most this many characters, cut at line ends:
+# memory stays bounded and no page is refused for its length.
+PIECE_CHARS = 1_000_000
 # Chunks (words with their punctuation) the tokenizer remembers; spaCy's default is 10,000
 # and a full cache takes no more. Building the matcher tokenises thousands of pattern
 # phrases into it, and a crawl meets far more distinct words than that: with the default,
@@ -135,12 +138,27 @@ class Detector:
     def analyze(self, text: str, *, url: str = "", title: str = "", lang: str = "",
                 cues: dict | None = None) -> PageAnalysis:
         text = text or ""
+        if len(text) > PIECE_CHARS:
+            return self._analyze_pieces(text, url=url, title=title, lang=lang, cues=cues)
         lang = self.language(text, lang)
         nlp = self.nlps[lang]
         norm = normalize(text)
         doc = nlp.make_doc(norm)
         doc._context = {"url": url or "", "title": title or "", "cues": cues or {}, "text": norm}
         return self._result(nlp(doc), text, lang)
+
+    def _analyze_pieces(self, text: str, **page) -> PageAnalysis:
+        """A very long page, piece by piece (pieces(): cut at line ends), its claims' offsets
+        in the whole text; the page kind and language are the first piece's (its top)."""
+        first, claims = None, []
+        for start, end in pieces(text, PIECE_CHARS):
+            part = self.analyze(text[start:end], **page)
+            first = first or part
+            for c in part.claims:
+                c.start, c.end = c.start + start, c.end + start
+                claims.append(c)
+        return PageAnalysis(page_kind=first.page_kind, lang=first.lang, claims=claims,
+                            detector_version=self.version)
 
     def analyze_many(self, pages: Iterable, *, n_process: int = 1,
                      batch_size: int = 32) -> Iterator[PageAnalysis]:
@@ -168,7 +186,7 @@ class Detector:
 
         def feed():
             for page in pages:
-                lang = self.language(page.text, page.lang)
+                lang = self.language(page.text, page.lang) if len(page.text) <= PIECE_CHARS else "pieces"
                 pending.append((page, lang))
                 norm = normalize(page.text) if lang == "en" else ""
                 yield norm, {"url": page.url, "title": page.title, "cues": page.cues, "text": norm}
@@ -178,7 +196,24 @@ class Detector:
             if lang == "en":
                 yield self._result(doc, page.text, lang)
             else:
-                yield self.analyze(page.text, url=page.url, title=page.title, lang=lang, cues=page.cues)
+                yield self.analyze(page.text, url=page.url, title=page.title, cues=page.cues,
+                                   lang=page.lang if lang == "pieces" else lang)
+
+
+def pieces(text: str, size: int) -> list[tuple[int, int]]:
+    """(start, end) of consecutive pieces of at most ``size`` characters, each ending after
+    a newline when there is one in its second half, else after a space, else at ``size``."""
+    out, start = [], 0
+    while len(text) - start > size:
+        limit = start + size
+        cut = text.rfind("\n", start + size // 2, limit)
+        if cut < 0:
+            cut = text.rfind(" ", start + size // 2, limit)
+        end = cut + 1 if cut >= 0 else limit
+        out.append((start, end))
+        start = end
+    out.append((start, len(text)))
+    return out
 
 
 @lru_cache(maxsize=1)

@@ -20,8 +20,12 @@ stage sees more and decides from what a person uses:
    on its best sentence, explained by the category's ``why`` and the words that
    weighed most. Every claim carries its category's score.
 
-Feature words are plain tokens ("c_diseasecure_rule_promoted"), so the
-classifiers stay bags of words: small, deterministic to train, fast to run.
+A candidate is a bag of feature words, each tied to its category
+("c_diseasecure_rule_promoted", "c_diseasecure_w_autism" for a word of a hit
+sentence, "_n_" for a neighbour's): the passage's plain words are shared by all
+its candidates and cannot tell one category from another (measured: with them
+the model did worse). The classifiers stay linear bags of words: small,
+deterministic to train, fast to run.
 """
 
 from __future__ import annotations
@@ -58,14 +62,11 @@ def decide(decision: str, rules_promote: bool, score: float, threshold: float) -
     if decision == "union":
         return rules_promote or score >= threshold
     return score >= threshold
-MAX_CANDIDATE_CHARS = 1500  # per category: the nearest sentences to its hits, then cut
+MAX_CANDIDATE_CHARS = 1500  # per category: its hit sentences and their neighbours, up to this
 MAX_KIND_CHARS = 2000
 _WORDS = re.compile(r"[^\W\d_]+")
 _NEIGHBOURS = 1  # sentences either side of a hit that the candidate takes in
-# Words of a category's first hit sentences also go in prefixed with the category: the
-# passage's words are shared by all its candidates, so alone they cannot tell one
-# category from another on the same page.
-MAX_OWN_WORD_SENTENCES = 6
+MAX_WORD_SENTENCES = 4  # taken sentences, counting neighbours, whose hits lend their words
 
 
 def code(label: str) -> str:
@@ -159,26 +160,24 @@ def features(doc: Doc, text: str, url: str, title: str, lang: str, rule_kind: st
         c = "c_" + code(cat)
         words = {f"{c}_kind_{rule_kind}", f"{c}_lang_{lang}", f"kind_{rule_kind}"}
         words |= {f"{c}_rule_{s}" for s in rule_stances.get(cat, ())} or {f"{c}_rule_none"}
-        chosen: list[int] = []
-        for si in sorted(where, key=lambda i: (not any(w.startswith("raw_") for w in where[i]), i)):
+        hits_first = sorted(where, key=lambda i: (not any(w.startswith("raw_") for w in where[i]), i))
+        size = 0
+        taken: list[int] = []  # hit sentences, then their neighbours, while the budget lasts
+        for si in hits_first:
             words |= {f"{c}_{w}" for w in where[si]}
-            if len(chosen) < MAX_OWN_WORD_SENTENCES:  # the hit's own words, as this category's
-                a, b = ranges[si]
-                words |= {f"{c}_w_{w}" for w in _WORDS.findall(text[a:b].lower()) if len(w) > 2}
-            for j in range(si - _NEIGHBOURS, si + _NEIGHBOURS + 1):
-                if 0 <= j < len(ranges) and j not in chosen:
-                    chosen.append(j)
-                    words |= {f"{c}_{w}" for w in sentence_cues.get(j, ())}
-        kept, size = [], 0
-        for j in chosen:
-            a, b = ranges[j]
-            if size and size + (b - a) > MAX_CANDIDATE_CHARS:
-                break
-            kept.append(j)
-            size += b - a
-        body = " ".join(text[ranges[j][0]:ranges[j][1]].strip() for j in sorted(kept)).lower()
-        out.append(Candidate(cat, " ".join(sorted(words)) + "\n" + body,
-                             tuple(ranges[j] for j in chosen if j in where)))
+            for j in (si, *range(si - _NEIGHBOURS, si), *range(si + 1, si + _NEIGHBOURS + 1)):
+                if not 0 <= j < len(ranges) or j in taken:
+                    continue
+                a, b = ranges[j]
+                if size and size + (b - a) > MAX_CANDIDATE_CHARS:
+                    continue
+                size += b - a
+                taken.append(j)
+                if j in where and len(taken) <= MAX_WORD_SENTENCES:
+                    # the first hits' own words (a neighbour's, and later hits', lend only their cues)
+                    words |= {f"{c}_w_{w}" for w in _WORDS.findall(text[a:b].lower()) if len(w) > 2}
+                words |= {f"{c}_{w}" for w in sentence_cues.get(j, ())}
+        out.append(Candidate(cat, " ".join(sorted(words)), tuple(ranges[j] for j in hits_first)))
     return PageFeatures(kind_text, tuple(out))
 
 
@@ -216,15 +215,15 @@ class Judge:
 
     def weighing_words(self, candidate: Candidate, text: str, span: tuple[int, int], n: int = 3) -> list[str]:
         """The words of the sentence whose removal lowers the score most (occlusion)."""
-        head, _, body = candidate.text.partition("\n")
-        sentence = text[span[0]:span[1]]
-        words = list(dict.fromkeys(w.lower() for w in _WORDS.findall(sentence) if len(w) > 2))
+        sentence = text[span[0]:span[1]].lower()
+        words = list(dict.fromkeys(w for w in _WORDS.findall(sentence) if len(w) > 2))
         if not words:
             return []
+        tokens = candidate.text.split()
         base = self.scores((candidate,))[0]
-        probes = [Candidate(candidate.category, head + "\n" + re.sub(rf"\b{re.escape(w)}\b", " ", body), ())
-                  for w in words]
-        drops = [base - s for s in self.scores(tuple(probes))]
+        probes = tuple(Candidate(candidate.category, " ".join(t for t in tokens if not t.endswith(("_w_" + w, "_n_" + w))), ())
+                       for w in words)
+        drops = [base - s for s in self.scores(probes)]
         ranked = sorted(zip(drops, words), key=lambda p: (-p[0], p[1]))
         return [w for d, w in ranked[:n] if d > 0]
 

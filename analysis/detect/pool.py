@@ -98,7 +98,22 @@ class DetectorPool:
 
 
 def analyse(detector, pages: list) -> list[PageAnalysis]:
-    return list(detector.analyze_many([as_input(p) for p in pages]))
+    """The pages' analyses, in order. If the batch fails, each page is analysed alone, so
+    a page that cannot be analysed costs no other page its claims: it gets an analysis
+    with the reason in ``error`` and no claims."""
+    inputs = [as_input(p) for p in pages]
+    try:
+        return list(detector.analyze_many(inputs))
+    except Exception:  # noqa: BLE001  (found out page by page below)
+        pass
+    out = []
+    for page in inputs:
+        try:
+            out.extend(detector.analyze_many([page]))
+        except Exception as e:  # noqa: BLE001
+            out.append(PageAnalysis(lang=page.lang or "", detector_version=detector.version,
+                                    error=f"{type(e).__name__}: {e}"[:500]))
+    return out
 
 
 def batched(items: Iterable, size: int) -> Iterator[list]:

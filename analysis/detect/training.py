@@ -28,12 +28,14 @@ from analysis.detect.text import normalize
 
 CONFIGS = {"claims": DEFAULT_MODEL_DIR / "claims.cfg", "pagekind": DEFAULT_MODEL_DIR / "pagekind.cfg"}
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # candidates for the decision threshold
+INNER_FOLDS = 3  # the inner cross-validation that chooses the decision and threshold
 
 
 @dataclass(frozen=True)
 class Example:
     text: str
     cats: dict[str, float]
+    site: str = ""  # the passage's site: held-out folds never split one
 
 
 @dataclass
@@ -63,6 +65,12 @@ def rule_features(detector, row: dict):
                     detector.taxonomy.categories)
 
 
+def _site(row: dict) -> str:
+    from analysis.detect.pagekind import url_host
+
+    return row.get("domain") or url_host(row.get("url", "")) or row.get("id", "")
+
+
 def make_examples(rows: list[dict], detector) -> Examples:
     claims, kinds, gold, found = [], [], 0, 0
     for row in rows:
@@ -73,7 +81,7 @@ def make_examples(rows: list[dict], detector) -> Examples:
             seen.add(cand.category)
             if cand.category in disputed:
                 continue
-            claims.append(Example(cand.text, {"promoted": float(cand.category in promoted)}))
+            claims.append(Example(cand.text, {"promoted": float(cand.category in promoted)}, _site(row)))
         gold += len(promoted)
         found += len(promoted & seen)
         if row.get("page_kind") in KINDS:
@@ -121,27 +129,43 @@ def train_one(config: Path, train: list[Example], dev: list[Example], out: Path,
 
 
 def _split_dev(examples: list[Example], every: int = 10) -> tuple[list[Example], list[Example]]:
-    """Every tenth example is held out of training: the dev set spacy train reports on,
-    and on which the decision threshold is chosen (the model kept is the last)."""
-    return ([e for i, e in enumerate(examples) if i % every],
-            [e for i, e in enumerate(examples) if not i % every])
+    """A tenth of the examples for spacy train to report on (the model kept is the last,
+    so they choose nothing); the model itself learns from all of them."""
+    return examples, [e for i, e in enumerate(examples) if not i % every]
 
 
 def rules_promote(example_text: str) -> bool:
     """Whether the rules promoted the candidate's category (its feature words say so)."""
-    head = example_text.partition("\n")[0].split()
-    return any(w.endswith("_rule_promoted") for w in head)
+    return any(w.endswith("_rule_promoted") for w in example_text.split())
 
 
-def choose_decision(model_dir: Path, dev: list[Example]) -> tuple[str, float]:
-    """The decision rule (DECISIONS) and threshold with the best F1 on the held-out dev
-    examples: never chosen on the data that is scored."""
+def choose_decision(config: Path, examples: list[Example], seed: int = 0,
+                    folds: int = INNER_FOLDS) -> tuple[str, float]:
+    """The decision rule (DECISIONS) and threshold with the best F1 over an inner
+    cross-validation by site of the training examples: each fold scored by a model trained
+    on the others. Never chosen on the data that is scored."""
+    import random
+    import tempfile
+
     import spacy
 
-    nlp = spacy.load(model_dir)
-    scores = [d.cats.get("promoted", 0.0) for d in nlp.pipe(e.text for e in dev)]
-    rules = [rules_promote(e.text) for e in dev]
-    gold = [e.cats["promoted"] > 0.5 for e in dev]
+    sites = sorted({e.site for e in examples})
+    random.Random(seed).shuffle(sites)
+    fold_of = {site: i % folds for i, site in enumerate(sites)}
+    scores: list[float] = []
+    held: list[Example] = []
+    with tempfile.TemporaryDirectory(prefix="stemwatch-inner-") as tmp:
+        for f in range(folds):
+            part = [e for e in examples if fold_of[e.site] == f]
+            rest = [e for e in examples if fold_of[e.site] != f]
+            if not part or not any(e.cats["promoted"] for e in rest):
+                continue
+            train_one(config, rest, part[:50], Path(tmp) / f"inner{f}", seed)
+            nlp = spacy.load(Path(tmp) / f"inner{f}")
+            scores += [d.cats.get("promoted", 0.0) for d in nlp.pipe(e.text for e in part)]
+            held += part
+    rules = [rules_promote(e.text) for e in held]
+    gold = [e.cats["promoted"] > 0.5 for e in held]
     best, best_f1 = ("model", 0.5), -1.0
     for decision in DECISIONS:
         for t in THRESHOLDS:
@@ -157,21 +181,19 @@ def train(rows: list[dict], out_dir: str | Path, detector, *, seed: int = 0,
           corpus_sha256: str = "", threshold: float | None = None, decision: str | None = None) -> dict:
     """Train both classifiers on ``rows`` into ``out_dir`` (claims/, pagekind/, meta.json).
     decision, threshold: how the score decides (learned.DECISIONS) and at what score; by
-    default those with the best F1 on the dev examples (a tenth of the candidates, held
-    out of training).
+    default those with the best F1 in an inner cross-validation by site of ``rows``.
     Returns the meta written: corpus hash, seed, threshold, sizes, candidate recall."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ex = make_examples(rows, detector)
     if not ex.claims or not ex.kinds:
         raise ValueError("the corpus gives no candidates or no agreed page kinds to learn from")
+    if decision is None or threshold is None:
+        chosen, best = choose_decision(CONFIGS["claims"], ex.claims, seed)
+        decision = decision or chosen
+        threshold = best if threshold is None else threshold
     for name, examples in (("claims", ex.claims), ("pagekind", ex.kinds)):
-        train_part, dev_part = _split_dev(examples)
-        train_one(CONFIGS[name], train_part, dev_part, out_dir / name, seed)
-        if name == "claims":
-            chosen, best = choose_decision(out_dir / name, dev_part)
-            decision = decision or chosen
-            threshold = best if threshold is None else threshold
+        train_one(CONFIGS[name], *_split_dev(examples), out_dir / name, seed)
     meta = {
         "corpus_sha256": corpus_sha256,
         "passages": len(rows),

@@ -158,6 +158,13 @@ def m006_claim_scores(db: sqlite_utils.Database):
         db["claims"].add_column("score", float)
     db["claims"].create_index(["score"], if_not_exists=True)
 
+
+@MIGRATIONS()
+def m007_analysis_errors(db: sqlite_utils.Database):
+    """pages.analysis_error: why the detector could not analyse a page (null: it did)."""
+    if "analysis_error" not in db["pages"].columns_dict:
+        db["pages"].add_column("analysis_error", str)
+
 @contextmanager
 def write_transaction(db: sqlite_utils.Database):
     """A write transaction that takes the write lock at once (BEGIN IMMEDIATE).
@@ -199,6 +206,26 @@ def check_sqlite_file(path: Path) -> None:
         raise StoreError(f"{path} is a damaged SQLite database ({e}); it was left untouched") from e
     if row and row[0] != "ok":
         raise StoreError(f"{path} is a damaged SQLite database ({row[0]}); it was left untouched")
+    foreign = _foreign_tables(path)
+    if foreign:
+        raise StoreError(f"{path} is an SQLite database, but not a stemwatch one (tables: "
+                         f"{', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); it was left untouched")
+
+
+def _foreign_tables(path: Path) -> list[str]:
+    """The tables of a database no stemwatch migration ever touched (none for a new or a
+    stemwatch database)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table' order by name")]
+        if "_sqlite_migrations" in tables:
+            ours = conn.execute("select 1 from _sqlite_migrations where migration_set = ? limit 1",
+                                [MIGRATIONS.name]).fetchone()
+            if ours:
+                return []
+        return tables
+    finally:
+        conn.close()
 
 
 class Store:
@@ -407,12 +434,23 @@ class Store:
                     rows.append(row)
                 self.db.execute(
                     "update pages set page_kind = ?, lang = ?, detector_version = ? where id = ?",
-                    [analysis.page_kind, analysis.lang, analysis.detector_version, page_id])
+                    [None if analysis.error else analysis.page_kind, analysis.lang, analysis.detector_version,
+                     page_id])
+                if analysis.error or self._records_analysis_errors():
+                    self.db.execute("update pages set analysis_error = ? where id = ?",
+                                    [analysis.error or None, page_id])
             # one insert for the batch; kept ids first, so a new row (rowid = max + 1) never takes one
             rows.sort(key=lambda row: "id" not in row)
             if rows:
                 self.db["claims"].insert_all(rows, alter=True)
         return len(rows)
+
+    def _records_analysis_errors(self) -> bool:
+        """Whether the schema has pages.analysis_error (m007; a database written by an
+        older release may be read before it is upgraded)."""
+        if getattr(self, "_analysis_error_column", None) is None:
+            self._analysis_error_column = "analysis_error" in self.db["pages"].columns_dict
+        return self._analysis_error_column
 
     def pages_to_analyze(self, crawl_id: int | None = None, version: str | None = None,
                          columns: str = "id, url, title, text, lang") -> list[dict]:
@@ -450,7 +488,9 @@ class Store:
         """Counts for the end of a crawl. A statement repeated on many pages of
         a site (a footer, a menu) counts once: `n` is distinct statements
         (site, category, sentence), `rows` the claim rows behind them."""
-        crawl = self.db["crawls"].get(crawl_id)
+        crawl = dict(self.db["crawls"].get(crawl_id))
+        crawl["not_analysed"] = self.db.execute(
+            "select count(*) from pages where crawl_id = ? and analysis_error is not null", [crawl_id]).fetchone()[0]
         statement = "c.site || char(31) || c.category || char(31) || lower(c.sentence)"
         by_cat = list(self.db.query(
             f"select category, stance, count(distinct {statement}) n, count(*) rows from claims c "
@@ -470,6 +510,9 @@ def open_store(path: str | Path, *, migrate: bool = True, create: bool = False) 
     writes a crawl (`create`); a file that is not a usable database is refused untouched."""
     if not create and not Path(path).is_file():
         raise StoreError(f"no database at {path} (a crawl creates one: stemwatch crawl SEED --db {path})")
+    if not create and Path(path).stat().st_size == 0:
+        raise StoreError(f"{path} is an empty file, not a stemwatch database; it was left untouched "
+                         f"(a crawl creates one: stemwatch crawl SEED --db {path})")
     try:
         return Store(path, migrate=migrate)
     except sqlite3.DatabaseError as e:

@@ -45,5 +45,6 @@ def site_key(url: str) -> str:
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if is_ip(host) or host == "localhost":
-        return f"{host}:{parts.port}" if parts.port else host
+        shown = f"[{host}]" if ":" in host else host  # "[::1]:8080", not "::1:8080"
+        return f"{shown}:{parts.port}" if parts.port else shown
     return registrable_domain(host)

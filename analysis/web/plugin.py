@@ -123,10 +123,12 @@ CANNED_QUERIES = {
         "title": "Promoted claims to review",
         "description": (
             "Each promoted statement once per site (the latest crawl that has it), with the page it "
-            "was first found on, when it was captured, and the latest verdict. Filter by category or site."
+            "was first found on, when it was captured, the model's score (most confident first) and "
+            "the latest verdict. Filter by category or site."
         ),
         "sql": (
             "select min(c.id) as claim_id, coalesce(s.name, c.site) as site, c.category, c.severity,\n"
+            "       round(max(c.score), 2) as score,\n"
             "       c.sentence, c.text, min(c.url) as url, count(*) as pages, p.fetched_at as captured_at,\n"
             "       (select v.verdict from claim_verdicts v where v.claim_key = c.claim_key) as verdict\n"
             "from claims c join pages p on p.id = c.page_id left join sites s on s.domain = c.site\n"
@@ -135,7 +137,7 @@ CANNED_QUERIES = {
             "  and (:category = '' or c.category = :category)\n"
             "  and (:site = '' or s.name like '%' || :site || '%' or c.site = :site)\n"
             "group by c.site, c.category, lower(c.sentence)\n"
-            "order by c.severity = 'high' desc, site, c.category"
+            "order by c.severity = 'high' desc, max(c.score) desc, site, c.category"
         ),
         "hide_sql": True,
     },
