@@ -23,6 +23,12 @@ from analysis.store.queries import crawl_status, set_crawl_status
 logger = logging.getLogger(__name__)
 
 
+def _one_line(record: logging.LogRecord) -> bool:
+    """A logging filter: the record's message without its traceback."""
+    record.exc_info, record.exc_text, record.stack_info = None, None, None
+    return True
+
+
 class CrawlError(Exception):
     """A crawl that cannot start, said in words a user can act on."""
 
@@ -129,7 +135,15 @@ def run_crawl(
 
     from crawler.spiders.clinics import ClinicsSpider
 
-    process = CrawlerProcess(project_settings(overrides))
+    crawl_settings = project_settings(overrides)
+    process = CrawlerProcess(crawl_settings)
+    if logging.getLevelName(crawl_settings.get("LOG_LEVEL", "DEBUG")) >= logging.WARNING:
+        # every failed page is recorded with its reason and summed up per site at the end;
+        # the retry middleware's "Gave up retrying" lines would say it again, a line a request
+        logging.getLogger("scrapy.downloadermiddlewares.retry").setLevel(logging.CRITICAL)
+        # a site whose robots.txt cannot be fetched (its name does not resolve): one line, no
+        # traceback (-v shows it)
+        logging.getLogger("scrapy.downloadermiddlewares.robotstxt").addFilter(_one_line)
     process.crawl(ClinicsSpider, seed_list=seeds)
     process.start()
     return crawl_id

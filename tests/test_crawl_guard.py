@@ -62,6 +62,10 @@ def test_seed_on_internal_address_without_allow_host_is_recorded_not_fetched(tmp
         [row] = pages(db).values()
         assert row["error"] == "blocked: 127.0.0.1 is a loopback address"
         assert sum(site.hits.values()) == 0
+        # the summary says why, once for the site, with the flag that allows it
+        assert "0 pages fetched, 1 failed" in r.stdout
+        assert r.stdout.count("1 × blocked: 127.0.0.1 is a loopback address") == 1
+        assert "--allow-host 127.0.0.1" in r.stdout
 
 
 def test_resolver_refuses_names_of_internal_addresses():
@@ -89,3 +93,13 @@ def test_unresolvable_and_refusing_sites_are_error_rows(tmp_path):
     assert errors["http://no-such-clinic.invalid/"].startswith("dns: cannot resolve no-such-clinic.invalid")
     assert errors[f"http://127.0.0.1:{closed}/"] == "connection refused"
     assert conn.execute("select status from crawls").fetchone()[0] == "finished"
+
+
+def test_a_site_whose_name_does_not_resolve_gets_one_line_not_a_traceback(tmp_path):
+    db = tmp_path / "dns.db"
+    r = run_crawl_cli(["http://no-such-clinic.invalid/"], db, allow=())
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and "Gave up retrying" not in r.stderr
+    assert "1 × dns: cannot resolve no-such-clinic.invalid" in r.stdout
+    [row] = pages(db).values()
+    assert row["error"] == "dns: cannot resolve no-such-clinic.invalid"

@@ -87,6 +87,9 @@ def test_backup_command(fresh_db, db_path, tmp_path):
     assert runner.invoke(cli, ["backup", "--db", str(db_path), str(out), "--force"]).exit_code == 0
     itself = runner.invoke(cli, ["backup", "--db", str(db_path), str(db_path), "--force"])
     assert itself.exit_code == 1 and "itself" in itself.output
+    nowhere = runner.invoke(cli, ["backup", "--db", str(db_path), str(tmp_path / "backups" / "copy.db")])
+    assert nowhere.exit_code == 1 and f"no folder {tmp_path / 'backups'}" in nowhere.output
+    assert "Traceback" not in nowhere.output and not (tmp_path / "backups").exists()
 
 
 WRITER = """

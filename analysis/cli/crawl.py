@@ -10,9 +10,10 @@ from pathlib import Path
 
 def _print_summary(summary: dict):
     crawl = summary["crawl"]
+    failed = crawl["errors"] or 0
     click.echo(
-        f"Crawl {crawl['id']} {crawl['status']}: {crawl['pages']} pages fetched, "
-        f"{crawl['errors']} failed, {crawl['claims']} claims"
+        f"Crawl {crawl['id']} {crawl['status']}: {crawl['pages'] - failed} pages fetched, "
+        f"{failed} failed, {crawl['claims']} claims"
     )
     if crawl.get("not_analysed"):
         click.echo(f"{crawl['not_analysed']} page(s) could not be analysed: their reason is in "
@@ -24,10 +25,28 @@ def _print_summary(summary: dict):
     if summary["sites"]:
         click.echo("Sites:")
         for row in summary["sites"]:
+            errors = row["errors"] or 0
             click.echo(
-                f"  {row['name']:<40} {row['pages']:>4} pages {row['errors'] or 0:>3} failed "
+                f"  {row['name']:<40} {row['pages'] - errors:>4} fetched {errors:>3} failed "
                 f"{row['promoted']:>4} promoted claims"
             )
+            for why in failure_lines(row.get("failures", ())):
+                click.echo(f"      {why}")
+
+
+def failure_lines(failures, shown: int = 3) -> list[str]:
+    """What a site's failures were, most frequent first, with the flag that allows a
+    blocked private or loopback address."""
+    lines = [f"{f['pages']} × {f['error']}" for f in failures[:shown]]
+    rest = sum(f["pages"] for f in failures[shown:])
+    if rest:
+        lines.append(f"{rest} × other errors (see the pages table)")
+    blocked = sorted({f["error"].split()[1] for f in failures if f["error"].startswith("blocked: ")
+                      and len(f["error"].split()) > 1})
+    if blocked:
+        lines.append("private and loopback addresses are not crawled unless allowed: "
+                     + " ".join(f"--allow-host {host}" for host in blocked))
+    return lines
 
 
 @click.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from analysis.cli.options import db_option, format_option, format_rows, open_db
+from analysis.display import visible
 import sys
 from pathlib import Path
 
@@ -65,8 +66,8 @@ def review(claim_ref, verdict, note, reviewer, db_path):
             claim = claim_summary(store, row["claim_id"])
         except StoreError as e:
             raise click.ClickException(str(e))
-    click.echo(f"{claim['category']}/{claim['stance']} on {claim['url']}: \"{claim['sentence']}\"")
-    click.echo(f"claim {row['claim_key']} (row {row['claim_id']}): {verdict} by {row['reviewer']} "
+    click.echo(visible(f"{claim['category']}/{claim['stance']} on {claim['url']}: \"{claim['sentence']}\""))
+    click.echo(visible(f"claim {row['claim_key']} (row {row['claim_id']}): {verdict} by {row['reviewer']} ") +
                f"at {row['reviewed_at']} ({n} review{'s' if n > 1 else ''} in its history)")
 
 
@@ -87,6 +88,9 @@ def backup(db_path, out, force):
         raise click.ClickException(f"{out} exists; pass --force to replace it")
     if Path(out).resolve() == Path(db_path).resolve():
         raise click.ClickException("OUT must not be the database itself")
+    if not Path(out).parent.is_dir():
+        raise click.ClickException(f"no folder {Path(out).parent} to write {Path(out).name} into "
+                                   f"(create it first: mkdir -p {Path(out).parent})")
     with open_db(db_path, migrate=False) as store:
         dest = store.backup(out)
     click.echo(f"backed up {db_path} to {dest} ({dest.stat().st_size} bytes)")

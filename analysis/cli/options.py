@@ -11,6 +11,7 @@ from typing import Callable
 import click
 
 from analysis.detect.pool import DEFAULT_WORKERS
+from analysis.display import spreadsheet_safe, visible
 
 FORMATS = ("table", "json", "jsonl", "csv")
 
@@ -47,6 +48,6 @@ def format_rows(rows: list[dict], fmt: str, table: Callable[[list[dict]], str]) 
         fields = list(dict.fromkeys(k for r in rows for k in r))
         writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: spreadsheet_safe(v) for k, v in r.items()} for r in rows)
         return out.getvalue().rstrip("\n")
-    return table(rows)
+    return visible(table(rows))

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import spacy
+from spacy.attrs import IDX
 from spacy.language import Language
 from spacy.tokens import Doc
 
@@ -123,11 +124,13 @@ def features(doc: Doc, text: str, url: str, title: str, lang: str, rule_kind: st
     host = url_host(url) if "//" in url else ""
     path_words = " ".join(_WORDS.findall(url_path(url).lower())) if url else ""
     host_words = " ".join("h_" + w for w in _WORDS.findall(host))
-    kind_text = (f"k_rule_{rule_kind} k_lang_{lang} {host_words} {path_words}\n{title.lower()}\n"
-                 f"{text[:MAX_KIND_CHARS].lower()}")
+    # feature words too (feature_doc): the page's first words, its title, URL and host words
+    kind_text = " ".join([f"k_rule_{rule_kind}", f"k_lang_{lang}", host_words, path_words,
+                          *("t_" + w for w in _WORDS.findall(title.lower())),
+                          *_WORDS.findall(text[:MAX_KIND_CHARS].lower())])
     ranges = None
     hits: dict[str, dict[int, set[str]]] = {}  # category -> sentence -> feature words
-    starts = [t.idx for t in doc] if (raw or cues) else []
+    starts = doc.to_array(IDX).tolist() if (raw or cues) else []
 
     def sent(token: int) -> int:
         nonlocal ranges
@@ -181,6 +184,13 @@ def features(doc: Doc, text: str, url: str, title: str, lang: str, rule_kind: st
     return PageFeatures(kind_text, tuple(out))
 
 
+def feature_doc(vocab, text: str) -> Doc:
+    """A candidate's feature words as a Doc, one token each, without the tokenizer: they
+    hold only letters, digits and underscores, so it would split them on the spaces
+    alone, at several times the cost."""
+    return Doc(vocab, words=text.split())
+
+
 def model_hash(model_dir: Path) -> str:
     """The trained models' identity: meta.json records the corpus hash and settings."""
     meta = Path(model_dir) / "meta.json"
@@ -207,11 +217,13 @@ class Judge:
         self.version = model_hash(self.model_dir)
 
     def page_kind(self, kind_text: str) -> str:
-        cats = self.kind_nlp(kind_text).cats
+        cats = self.kind_nlp(feature_doc(self.kind_nlp.vocab, kind_text)).cats
         return max(sorted(cats), key=cats.get)
 
     def scores(self, candidates: tuple[Candidate, ...]) -> list[float]:
-        return [d.cats.get("promoted", 0.0) for d in self.claims_nlp.pipe(c.text for c in candidates)]
+        vocab = self.claims_nlp.vocab
+        return [d.cats.get("promoted", 0.0)
+                for d in self.claims_nlp.pipe(feature_doc(vocab, c.text) for c in candidates)]
 
     def weighing_words(self, candidate: Candidate, text: str, span: tuple[int, int], n: int = 3) -> list[str]:
         """The words of the sentence whose removal lowers the score most (occlusion)."""
@@ -280,7 +292,7 @@ class JudgeComponent:
 
     def __call__(self, doc: Doc) -> Doc:
         meta = doc._context if isinstance(doc._context, dict) else {}
-        text = meta.get("text", doc.text)
+        text = meta["text"] if "text" in meta else doc.text  # (not .get: doc.text walks every token)
         lang = doc.lang_
         feats = features(doc, text, meta.get("url", ""), meta.get("title", ""), lang,
                          doc.user_data.get(KIND, "other"), self.candidate_cues, self.taxonomy.categories)

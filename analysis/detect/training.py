@@ -23,7 +23,8 @@ from pathlib import Path
 from spacy.tokens import DocBin
 
 from analysis.detect.claims import KIND
-from analysis.detect.learned import DECISIONS, DEFAULT_MODEL_DIR, KINDS, decide, features, load_candidate_cues
+from analysis.detect.learned import (DECISIONS, DEFAULT_MODEL_DIR, KINDS, decide, feature_doc, features,
+                                     load_candidate_cues)
 from analysis.detect.text import normalize
 
 CONFIGS = {"claims": DEFAULT_MODEL_DIR / "claims.cfg", "pagekind": DEFAULT_MODEL_DIR / "pagekind.cfg"}
@@ -89,25 +90,27 @@ def make_examples(rows: list[dict], detector) -> Examples:
     return Examples(claims, kinds, gold, found)
 
 
-def _docbin(nlp, examples: list[Example], path: Path) -> None:
+def _docbin(nlp, examples: list[Example], path: Path, feature_words: bool) -> None:
     db = DocBin(store_user_data=False)
     for ex in examples:
-        doc = nlp.make_doc(ex.text)
+        doc = feature_doc(nlp.vocab, ex.text) if feature_words else nlp.make_doc(ex.text)
         doc.cats = ex.cats
         db.add(doc)
     db.to_disk(path)
 
 
-def train_one(config: Path, train: list[Example], dev: list[Example], out: Path, seed: int) -> None:
-    """``spacy train`` on the examples; the last model goes to ``out``."""
+def train_one(config: Path, train: list[Example], dev: list[Example], out: Path, seed: int, *,
+              feature_words: bool = False) -> None:
+    """``spacy train`` on the examples; the last model goes to ``out``. feature_words: the
+    texts are candidates' feature words (learned.feature_doc), not page text."""
     import spacy
     from spacy.cli.train import train as spacy_train
 
     with tempfile.TemporaryDirectory(prefix="stemwatch-train-") as tmp:
         tmp = Path(tmp)
         blank = spacy.blank("en")
-        _docbin(blank, train, tmp / "train.spacy")
-        _docbin(blank, dev or train[:1], tmp / "dev.spacy")
+        _docbin(blank, train, tmp / "train.spacy", feature_words)
+        _docbin(blank, dev or train[:1], tmp / "dev.spacy", feature_words)
         overrides = {"paths.train": str(tmp / "train.spacy"), "paths.dev": str(tmp / "dev.spacy"),
                      "system.seed": seed}
         quiet = logging.getLogger("spacy")
@@ -160,9 +163,9 @@ def choose_decision(config: Path, examples: list[Example], seed: int = 0,
             rest = [e for e in examples if fold_of[e.site] != f]
             if not part or not any(e.cats["promoted"] for e in rest):
                 continue
-            train_one(config, rest, part[:50], Path(tmp) / f"inner{f}", seed)
+            train_one(config, rest, part[:50], Path(tmp) / f"inner{f}", seed, feature_words=True)
             nlp = spacy.load(Path(tmp) / f"inner{f}")
-            scores += [d.cats.get("promoted", 0.0) for d in nlp.pipe(e.text for e in part)]
+            scores += [d.cats.get("promoted", 0.0) for d in nlp.pipe(feature_doc(nlp.vocab, e.text) for e in part)]
             held += part
     rules = [rules_promote(e.text) for e in held]
     gold = [e.cats["promoted"] > 0.5 for e in held]
@@ -193,7 +196,7 @@ def train(rows: list[dict], out_dir: str | Path, detector, *, seed: int = 0,
         decision = decision or chosen
         threshold = best if threshold is None else threshold
     for name, examples in (("claims", ex.claims), ("pagekind", ex.kinds)):
-        train_one(CONFIGS[name], *_split_dev(examples), out_dir / name, seed)
+        train_one(CONFIGS[name], *_split_dev(examples), out_dir / name, seed, feature_words=True)
     meta = {
         "corpus_sha256": corpus_sha256,
         "passages": len(rows),

@@ -31,6 +31,7 @@ from warcio.warcwriter import WARCWriter
 
 from analysis import __version__
 from analysis.detect.text import match_span
+from analysis.display import spreadsheet_safe, visible
 from analysis.store.database import Store, StoreError
 from analysis.store.queries import select_claims
 
@@ -112,8 +113,8 @@ def _rows(claims: list[dict], record_ids: dict[str, str]) -> list[dict]:
 def _report_html(rows: list[dict]) -> str:
     items = []
     for r in rows:
-        raw = r["quote"] or ""
-        span = match_span(raw, r["matched_text"] or "")
+        raw = visible(r["quote"] or "")  # bidi overrides and control characters shown, not obeyed
+        span = match_span(raw, visible(r["matched_text"] or ""))
         quote = html.escape(raw) if span is None else (
             f"{html.escape(raw[:span[0]])}<mark>{html.escape(raw[span[0]:span[1]])}</mark>{html.escape(raw[span[1]:])}")
         items.append(
@@ -150,7 +151,7 @@ def export_evidence(store: Store, out_dir: str | Path, **selection) -> dict:
     with open(out / "claims.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=CLAIM_FIELDS)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: spreadsheet_safe(v) for k, v in r.items()} for r in rows)
     (out / "claims.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     (out / "report.html").write_text(_report_html(rows), encoding="utf-8")
     files = ["evidence.warc.gz", "claims.csv", "claims.jsonl", "report.html"]

@@ -502,6 +502,12 @@ class Store:
             " and c.site = p.site and c.stance = 'promoted') promoted "
             "from pages p left join sites s on s.domain = p.site where p.crawl_id = ? "
             "group by p.site order by p.site", [crawl_id]))
+        failures: dict[str, list[dict]] = {}
+        for r in self.db.query("select site, error, count(*) n from pages where crawl_id = ? and error is not null "
+                               "group by site, error order by site, n desc, error", [crawl_id]):
+            failures.setdefault(r["site"], []).append({"error": r["error"], "pages": r["n"]})
+        for row in by_site:
+            row["failures"] = failures.get(row["site"], [])
         return {"crawl": crawl, "claims": by_cat, "sites": by_site}
 
 

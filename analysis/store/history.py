@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
+from analysis.display import visible
+
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?Z?)?$")
 
 
@@ -116,7 +118,8 @@ def format_changes(rows: list[dict]) -> str:
 
 
 def _shorten(text: str | None, width: int = 110) -> str:
-    text = " ".join((text or "").split())
+    """For a terminal: visible() first, so no cut falls inside an escape sequence."""
+    text = " ".join(visible(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

@@ -9,15 +9,18 @@ import sqlite_utils
 from markupsafe import Markup, escape
 
 from analysis.detect.text import match_span
+from analysis.display import has_hidden, visible
 
 
 STEMWATCH_TABLES = {"claims", "crawls", "pages"}  # a database holding these is a stemwatch one
 
 
 def highlight(sentence: str, text: str) -> Markup:
-    """The sentence with the claim's words wrapped in <mark>."""
+    """The sentence with the claim's words wrapped in <mark>; control characters and
+    bidirectional overrides shown, not obeyed (analysis.display.visible)."""
     if not sentence:
         return Markup("")
+    sentence, text = visible(sentence), visible(text)
     span = match_span(sentence, text)
     if span is None:
         return escape(sentence)
@@ -99,6 +102,8 @@ def render_cell(row, value, column, table, database, datasette):
         except (KeyError, IndexError):
             return None
         return highlight(value, text)
+    if isinstance(value, str) and has_hidden(value):  # any other text: a title, a quote, a URL
+        return escape(visible(value))
     return None
 
 
