@@ -19,6 +19,7 @@ COMMANDS = [
     ["verify"],
     ["backup", "{out}.db"],
     ["serve", "--port", "0"],
+    ["upgrade"],
 ]
 
 

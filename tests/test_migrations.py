@@ -138,6 +138,11 @@ def test_reviews_survive_a_later_migration(db_path, monkeypatch):
 
 
 def test_old_database_is_upgraded_by_a_command(foundation_db):
+    upgrade = CliRunner().invoke(cli, ["upgrade", "--db", str(foundation_db)])
+    assert upgrade.exit_code == 0 and "m002_history" in upgrade.output, upgrade.output
+    assert (foundation_db.parent / f"{foundation_db.name}.before-m002_history.bak").exists()
+    again = CliRunner().invoke(cli, ["upgrade", "--db", str(foundation_db)])
+    assert "up to date" in again.output
     result = CliRunner().invoke(cli, ["changes", "--db", str(foundation_db), "--format", "json"])
     assert result.exit_code == 0, result.output
     assert '"removed"' in result.output and "page gone (HTTP 404)" in result.output
@@ -210,3 +215,19 @@ def test_processes_opening_an_old_database_at_once_upgrade_it_once(foundation_db
     [backup] = [p for p in foundation_db.parent.iterdir() if p.name.endswith(".bak")]
     assert applied(backup) == ["m001_foundation"]
     assert not [p for p in foundation_db.parent.iterdir() if p.name.endswith(".part")]
+
+
+@pytest.mark.parametrize("args", [["changes"], ["export", "{out}"]], ids=lambda a: a[0])
+def test_a_command_that_only_reads_never_upgrades(foundation_db, tmp_path, args):
+    import hashlib
+
+    before = hashlib.sha256(foundation_db.read_bytes()).hexdigest()
+    files = sorted(p.name for p in foundation_db.parent.iterdir())
+    args = [a.format(out=tmp_path / "bundle") for a in args]
+    result = CliRunner().invoke(cli, [*args, "--db", str(foundation_db)])
+    assert result.exit_code == 1
+    assert "written by an older stemwatch" in result.output and "stemwatch upgrade --db" in result.output
+    assert hashlib.sha256(foundation_db.read_bytes()).hexdigest() == before
+    assert applied(foundation_db) == ["m001_foundation"]
+    assert sorted(p.name for p in foundation_db.parent.iterdir() if not p.name.endswith(("-wal", "-shm"))) == \
+        [f for f in files if not f.endswith(("-wal", "-shm"))]

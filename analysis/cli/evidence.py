@@ -27,7 +27,7 @@ def export(out_dir, db_path, site, claim_ids, category, stance, crawl_id):
     from analysis.evidence.export import export_evidence
     from analysis.store.database import StoreError
 
-    with open_db(db_path) as store:
+    with open_db(db_path, read_only=True) as store:
         try:
             result = export_evidence(store, out_dir, site=site, claim_ids=claim_ids, category=category,
                                      stance=stance or None, crawl_id=crawl_id)

@@ -34,7 +34,7 @@ def changes(since, site, db_path, fmt):
         when = parse_since(since)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--since")
-    with open_db(db_path) as store:
+    with open_db(db_path, read_only=True) as store:
         rows = query(store.db, when, site)
     click.echo(format_rows(rows, fmt, format_changes))
 
@@ -122,4 +122,28 @@ def verify(db_path):
         sys.exit(1)
 
 
-COMMANDS = [changes, review, backup, verify]
+@click.command()
+@db_option
+def upgrade(db_path):
+    """Bring a database written by an older stemwatch up to this version's schema.
+
+    The old file is copied aside first (PATH.before-MIGRATION.bak); every row is
+    kept. Commands that only read (changes, export) never upgrade on their own.
+
+    \b
+    Example: stemwatch upgrade --db data/clinics.db
+    """
+    from analysis.store.database import StoreError
+
+    with open_db(db_path, migrate=False) as store:
+        try:
+            applied = store.migrate()
+        except StoreError as e:
+            raise click.ClickException(str(e))
+    if not applied:
+        click.echo(f"{db_path} is up to date; nothing to do.")
+    else:
+        click.echo(f"upgraded {db_path}: {', '.join(applied)}; the old file is {db_path}.before-{applied[0]}.bak")
+
+
+COMMANDS = [changes, review, backup, verify, upgrade]

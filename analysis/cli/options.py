@@ -27,12 +27,12 @@ def format_option(choices=FORMATS):
                              "csv: a header and one row a line")
 
 
-def open_db(db_path: str, *, migrate: bool = True, create: bool = False):
+def open_db(db_path: str, *, migrate: bool = True, create: bool = False, read_only: bool = False):
     """The Store behind a command's --db, its errors as ClickException."""
     from analysis.store.database import StoreError, open_store
 
     try:
-        return open_store(db_path, migrate=migrate, create=create)
+        return open_store(db_path, migrate=migrate, create=create, read_only=read_only)
     except StoreError as e:
         raise click.ClickException(str(e))
 

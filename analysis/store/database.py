@@ -252,16 +252,19 @@ class Store:
     def pending_migrations(self) -> list[str]:
         return [m.name for m in MIGRATIONS.pending(self.db)]
 
-    def migrate(self) -> list[str]:
-        """Bring the schema up to date; an existing database is copied aside first."""
+    def refuse_newer(self) -> None:
+        """StoreError if a newer stemwatch wrote this database (migrations this one lacks)."""
         known = {m.name for m in MIGRATIONS._migrations}
-        applied = {m.name for m in MIGRATIONS.applied(self.db)}
-        newer = applied - known
+        newer = {m.name for m in MIGRATIONS.applied(self.db)} - known
         if newer:
             raise StoreError(
                 f"{self.path} was written by a newer stemwatch (unknown migrations: "
                 f"{', '.join(sorted(newer))}); upgrade stemwatch to use it"
             )
+
+    def migrate(self) -> list[str]:
+        """Bring the schema up to date; an existing database is copied aside first."""
+        self.refuse_newer()
         if not self.pending_migrations():
             return []
         # All pending migrations in one write transaction: all or nothing, and
@@ -511,15 +514,29 @@ class Store:
         return {"crawl": crawl, "claims": by_cat, "sites": by_site}
 
 
-def open_store(path: str | Path, *, migrate: bool = True, create: bool = False) -> Store:
+def open_store(path: str | Path, *, migrate: bool = True, create: bool = False, read_only: bool = False) -> Store:
     """The Store at `path`, for a command. A missing file is an error unless the command
-    writes a crawl (`create`); a file that is not a usable database is refused untouched."""
+    writes a crawl (`create`); a file that is not a usable database is refused untouched.
+    read_only: a command that only reads never upgrades a database; one written by an
+    older stemwatch is refused, untouched, with the command that upgrades it."""
     if not create and not Path(path).is_file():
         raise StoreError(f"no database at {path} (a crawl creates one: stemwatch crawl SEED --db {path})")
     if not create and Path(path).stat().st_size == 0:
         raise StoreError(f"{path} is an empty file, not a stemwatch database; it was left untouched "
                          f"(a crawl creates one: stemwatch crawl SEED --db {path})")
     try:
-        return Store(path, migrate=migrate)
+        store = Store(path, migrate=migrate and not read_only)
     except sqlite3.DatabaseError as e:
         raise StoreError(f"cannot use {path}: {e}") from e
+    if read_only:
+        try:
+            store.refuse_newer()
+        except StoreError:
+            store.close()
+            raise
+    if read_only and store.pending_migrations():
+        store.close()
+        raise StoreError(f"{path} was written by an older stemwatch; this command only reads, so it "
+                         f"leaves it as it is: upgrade it first with `stemwatch upgrade --db {path}` "
+                         "(the old file is copied aside)")
+    return store
