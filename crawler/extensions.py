@@ -38,6 +38,19 @@ class ContentGate:
         raise StopDownload(fail=False)
 
 
+class _StopNotice(logging.Handler):
+    """Says on stderr, the moment Scrapy takes a Ctrl-C, what happens next."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "shutting down gracefully" in message:
+            print("stemwatch: stopping; finishing the pages in flight and analysing what is stored "
+                  "(Ctrl-C again stops at once; nothing stored is lost)", file=sys.stderr, flush=True)
+        elif "forcing unclean shutdown" in message:
+            print("stemwatch: stopping now; what is stored is kept, resume with --resume",
+                  file=sys.stderr, flush=True)
+
+
 class Progress:
     """Every STEMWATCH_PROGRESS_INTERVAL seconds, one line on stderr:
     pages stored, errors, queue, claims, rate. The pipeline keeps the
@@ -50,6 +63,13 @@ class Progress:
         self.started = None
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+        # Ctrl-C is acknowledged at once: Scrapy logs it (at INFO, below a quiet run's level)
+        # and then finishes the pages in flight, which can take a while.
+        shutdown_log = logging.getLogger("scrapy.crawler")
+        if not shutdown_log.isEnabledFor(logging.INFO):
+            shutdown_log.setLevel(logging.INFO)
+        if not any(isinstance(h, _StopNotice) for h in shutdown_log.handlers):
+            shutdown_log.addHandler(_StopNotice())
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -66,7 +86,7 @@ class Progress:
     def spider_closed(self, spider=None, reason=None):
         if self.loop is not None and self.loop.running:
             self.loop.stop()
-        self.report(final=True)
+        self.report(final=" - done" if reason in (None, "finished") else f" - stopped ({reason})")
 
     def snapshot(self) -> dict:
         stats = self.crawler.stats
@@ -83,11 +103,11 @@ class Progress:
             "elapsed": elapsed,
         }
 
-    def report(self, final: bool = False):
+    def report(self, final: str = ""):
         s = self.snapshot()
         line = (
             f"stemwatch: {s['pages']} pages ({s['errors']} errors), {s['queued']} queued, "
             f"{s['in_flight']} downloading, {s['claims']} claims, {s['rate']:.1f} pages/s"
-            f"{' - done' if final else ''}"
+            f"{final}"
         )
         print(line, file=sys.stderr, flush=True)

@@ -5,6 +5,7 @@ twice, the crawl keeps its id and the database is intact."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -160,17 +161,22 @@ def test_sigkill_before_the_first_page_is_stored(tmp_path):
 def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path):
     db = tmp_path / "sigint.db"
     with Site(slow_pages(generated_site(TOTAL - 1, links_per_page=3))) as site:
+        # in a session of its own, so that Ctrl-C goes to the whole process group, detector
+        # workers included, as a terminal sends it
         proc = subprocess.Popen(crawl_command([site.url("/")], db, settings=SETTINGS), cwd=REPO,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         deadline = time.monotonic() + 60
         while stored_count(db) < 20:
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         assert "Crawl 1 interrupted" in out
         assert "stemwatch crawl --resume --db" in out
+        assert "stemwatch: stopping; finishing the pages in flight" in err
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err and "detector process died" not in err
+        assert err.rstrip().endswith("- stopped (shutdown)")
         interrupted = stored_count(db)
         assert interrupted < TOTAL
         conn = sqlite3.connect(db)

@@ -17,6 +17,7 @@ import concurrent.futures
 import itertools
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -57,6 +58,22 @@ class DetectorPool:
             self._executor = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker, initargs=(self.patterns_dir, self.version, os.getpid(), self.model))
+            self._start_workers()
+
+    def _start_workers(self):
+        """Start every worker now, with Ctrl-C ignored: a terminal sends SIGINT to the whole
+        process group, and a worker that took it would die mid-batch (its pages' claims
+        lost, "process pool broken" errors). An ignored signal stays ignored in a spawned
+        process, so the workers leave the stopping to the process that owns them, which
+        still analyses the pages it stored before it exits."""
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+        try:
+            # the executor spawns a worker per task it cannot hand to an idle one
+            self._warmup = [self._executor.submit(_ready) for _ in range(self.processes)]
+        finally:
+            if in_main:
+                signal.signal(signal.SIGINT, previous)
 
     def submit(self, pages: list) -> concurrent.futures.Future:
         """A future of the pages' analyses, in order."""
@@ -130,6 +147,7 @@ _expected_version = None
 def _init_worker(patterns_dir: str | None, version: str | None, parent_pid: int,
                  model: tuple = (None, None)):
     global _worker_detector, _expected_version
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the owner stops the pool (DetectorPool._start_workers)
     threading.Thread(target=_exit_with, args=(parent_pid,), daemon=True, name="orphan-watch").start()
     from analysis.detect.detector import Detector, env_threshold
 
@@ -138,6 +156,10 @@ def _init_worker(patterns_dir: str | None, version: str | None, parent_pid: int,
         threshold = env_threshold()
     _worker_detector = Detector(patterns_dir, model_dir=model_dir or None, threshold=threshold)
     _expected_version = version
+
+
+def _ready() -> bool:
+    return True
 
 
 def _exit_with(parent_pid: int):
