@@ -52,9 +52,10 @@ class _StopNotice(logging.Handler):
 
 
 class Progress:
-    """Every STEMWATCH_PROGRESS_INTERVAL seconds, one line on stderr:
-    pages stored, errors, queue, claims, rate. The pipeline keeps the
-    stemwatch/* counters in the crawl stats."""
+    """Every STEMWATCH_PROGRESS_INTERVAL seconds, one line on stderr: pages stored in
+    the whole crawl (a resumed one counts the pages of its earlier runs), errors, queue,
+    claims, rate; on a terminal a live progress display (tqdm) instead, and the line at
+    the end. The pipeline keeps the stemwatch/* counters in the crawl stats."""
 
     def __init__(self, crawler, interval: float):
         self.crawler = crawler
@@ -80,21 +81,30 @@ class Progress:
 
     def spider_opened(self, spider=None):
         self.started = time.monotonic()
+        self.bar = None
+        if sys.stderr.isatty():  # a live display on a terminal; plain lines in a log file
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=None, unit=" pages", file=sys.stderr, dynamic_ncols=True, desc="stemwatch")
         self.loop = task.LoopingCall(self.report)
-        self.loop.start(self.interval, now=False)
+        self.loop.start(min(self.interval, 1.0) if self.bar is not None else self.interval, now=False)
 
     def spider_closed(self, spider=None, reason=None):
         if self.loop is not None and self.loop.running:
             self.loop.stop()
+        if getattr(self, "bar", None) is not None:
+            self.bar.close()
+            self.bar = None
         self.report(final=" - done" if reason in (None, "finished") else f" - stopped ({reason})")
 
     def snapshot(self) -> dict:
         stats = self.crawler.stats
         get = lambda k: stats.get_value(k, 0) or 0  # noqa: E731
         elapsed = max(time.monotonic() - (self.started or time.monotonic()), 1e-6)
-        pages = get("stemwatch/pages")
+        pages = get("stemwatch/pages")  # this run's; a resumed crawl had stored some before
         return {
-            "pages": pages,
+            "pages": pages + get("stemwatch/resumed_with_pages"),
+            "before": get("stemwatch/resumed_with_pages"),
             "errors": get("stemwatch/errors"),
             "queued": max(0, get("scheduler/enqueued") - get("scheduler/dequeued")),
             "in_flight": len(getattr(self.crawler.engine.downloader, "active", ()) or ()),
@@ -105,9 +115,13 @@ class Progress:
 
     def report(self, final: str = ""):
         s = self.snapshot()
-        line = (
-            f"stemwatch: {s['pages']} pages ({s['errors']} errors), {s['queued']} queued, "
-            f"{s['in_flight']} downloading, {s['claims']} claims, {s['rate']:.1f} pages/s"
-            f"{final}"
-        )
-        print(line, file=sys.stderr, flush=True)
+        before = f", {s['before']} of them before the resume" if s["before"] else ""
+        detail = (f"{s['errors']} errors{before}, {s['queued']} queued, {s['in_flight']} downloading, "
+                  f"{s['claims']} claims this run")
+        bar = getattr(self, "bar", None)
+        if bar is not None and not final:
+            bar.n = s["pages"]
+            bar.set_postfix_str(detail, refresh=False)
+            bar.refresh()
+            return
+        print(f"stemwatch: {s['pages']} pages ({detail}), {s['rate']:.1f} pages/s{final}", file=sys.stderr, flush=True)

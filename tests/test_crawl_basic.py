@@ -215,3 +215,31 @@ def test_requests_to_one_site_are_spaced_by_the_download_delay(tmp_path):
     assert len(times) == 9
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert min(gaps) >= 0.25, gaps
+
+
+def test_progress_on_a_terminal_is_a_live_display(tmp_path):
+    import os
+    import pty
+
+    from tests.servers import REPO, crawl_command
+
+    master, slave = pty.openpty()
+    with Site(generated_site(30)) as site:
+        proc = subprocess.Popen(crawl_command([site.url("/")], tmp_path / "tty.db"), cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=slave, text=True)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # the pty closed: the crawl is over
+                break
+            if not data:
+                break
+            chunks.append(data)
+        out, _ = proc.communicate(timeout=60)
+    os.close(master)
+    shown = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0 and "Crawl 1 finished" in out
+    assert "\r" in shown and " pages" in shown  # redrawn in place
+    assert "31 pages (0 errors" in shown and shown.rstrip().endswith("- done")

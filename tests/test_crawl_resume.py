@@ -187,6 +187,8 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path):
         r = run_crawl_cli([], db, "--resume", settings=SETTINGS, timeout=120)
         assert r.returncode == 0, r.stderr
         assert "Crawl 1 finished" in r.stdout
+        # progress counts the whole crawl, the pages of the first run included
+        assert f"stemwatch: {TOTAL} pages (0 errors, {interrupted} of them before the resume" in r.stderr
     conn = sqlite3.connect(db)
     assert conn.execute("select status, pages from crawls").fetchall() == [("finished", TOTAL)]
     assert conn.execute("select count(distinct url) = count(*) from pages").fetchone()[0] == 1
