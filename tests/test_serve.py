@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
+import re
 import subprocess
 import urllib.error
 import urllib.parse
@@ -99,22 +101,35 @@ def test_journalist_marks_a_claim_through_datasette(served, db_path):
     base, name = served
     status, html = _get(f"{base}/{name}/claims")
     assert "mark_claim?claim_id=1" in html
-    status, form = _get(f"{base}/{name}/mark_claim?claim_id=1")
-    assert status == 200 and 'name="verdict"' in form
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    with browser.open(f"{base}/{name}/mark_claim?claim_id=1", timeout=10) as r:
+        form = r.read().decode()
+    assert 'name="verdict"' in form
+    token = re.search(r'name="csrftoken" value="([^"]+)"', form).group(1)
     data = urllib.parse.urlencode(
-        {"claim_id": "1", "verdict": "confirmed", "note": "still on the site", "reviewer": "ana"}
+        {"claim_id": "1", "verdict": "confirmed", "note": "still on the site", "reviewer": "ana", "csrftoken": token}
     ).encode()
-    with urllib.request.urlopen(urllib.request.Request(f"{base}/{name}/mark_claim", data=data), timeout=10) as r:
+    with browser.open(urllib.request.Request(f"{base}/{name}/mark_claim", data=data), timeout=10) as r:
         assert r.status == 200
     status, body = _get(f"{base}/{name}/claim_verdicts.json?_shape=array")
     [verdict] = json.loads(body)
     assert (verdict["verdict"], verdict["reviewer"], verdict["note"]) == ("confirmed", "ana", "still on the site")
     # A verdict outside the three allowed, or on a claim that does not exist, is refused.
     for bad_claim, bad_verdict in (("1", "maybe"), ("999", "confirmed")):
-        bad = urllib.parse.urlencode({"claim_id": bad_claim, "verdict": bad_verdict, "note": "", "reviewer": ""}).encode()
+        bad = urllib.parse.urlencode({"claim_id": bad_claim, "verdict": bad_verdict, "note": "", "reviewer": "",
+                                      "csrftoken": token}).encode()
         with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(urllib.request.Request(f"{base}/{name}/mark_claim", data=bad), timeout=10)
+            browser.open(urllib.request.Request(f"{base}/{name}/mark_claim", data=bad), timeout=10)
         assert refused.value.code == 400 and "Not recorded" in refused.value.read().decode()
+    # A POST without the form's cookie and token (curl, or a page on another site) writes nothing.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(urllib.request.Request(f"{base}/{name}/mark_claim", data=data), timeout=10)
+    assert refused.value.code == 403 and "no CSRF token" in refused.value.read().decode()
+    # A request naming another host (a DNS-rebinding page) is refused, reads included.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(urllib.request.Request(f"{base}/{name}/claims.json", headers={"Host": "evil.example"}),
+                               timeout=10)
+    assert refused.value.code == 403
     status, body = _get(f"{base}/{name}/reviews.json?_shape=array")
     assert [r["verdict"] for r in json.loads(body)] == ["confirmed"]
 
@@ -153,6 +168,39 @@ def test_plain_datasette_shows_what_serve_shows(fresh_db, db_path):
         assert "<mark>reverse autism</mark>" in html  # the claim itself, before the verdict
         status, body = _get(f"{base}/{name}/claims_to_review.json?_shape=array&category=&site=")
         assert [r["claim_id"] for r in json.loads(body)] == [1]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_serve_refuses_a_public_address_unless_read_only(db_path, fresh_db):
+    from click.testing import CliRunner
+
+    from analysis.cli import cli
+
+    fresh_db.close()
+    result = CliRunner().invoke(cli, ["serve", "--db", str(db_path), "--host", "0.0.0.0"])
+    assert result.exit_code == 1 and "--public-read-only" in result.output
+
+
+def test_a_read_only_serve_records_no_verdict(fresh_db, db_path):
+    _seed_db(fresh_db)
+    fresh_db.close()
+    port = free_port()
+    proc = subprocess.Popen([*STEMWATCH, "serve", "--db", str(db_path), "--port", str(port), "--public-read-only"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/-/versions.json", proc=proc)
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        with browser.open(f"{base}/{db_path.stem}/mark_claim?claim_id=1", timeout=10) as r:
+            token = re.search(r'name="csrftoken" value="([^"]+)"', r.read().decode()).group(1)
+        data = urllib.parse.urlencode({"claim_id": "1", "verdict": "confirmed", "csrftoken": token}).encode()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            browser.open(urllib.request.Request(f"{base}/{db_path.stem}/mark_claim", data=data), timeout=10)
+        assert refused.value.code == 403 and "read-only" in refused.value.read().decode()
+        status, body = _get(f"{base}/{db_path.stem}/reviews.json?_shape=array")
+        assert json.loads(body) == []
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -4,8 +4,10 @@ the same as ``stemwatch serve``. Registered by the ``datasette`` entry point."""
 
 from __future__ import annotations
 
-from datasette import hookimpl
+import os
+
 import sqlite_utils
+from datasette import hookimpl
 from markupsafe import Markup, escape
 
 from analysis.detect.text import match_span
@@ -28,6 +30,54 @@ def highlight(sentence: str, text: str) -> Markup:
     return Markup("{}<mark>{}</mark>{}").format(sentence[:i], sentence[i:j], sentence[j:])
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
+
+
+def allowed_hosts() -> frozenset[str]:
+    """The names this Datasette answers to: loopback, and STEMWATCH_ALLOWED_HOSTS
+    (comma-separated; `stemwatch serve --host` adds its own). A request naming any other
+    host is refused: a DNS-rebinding page would otherwise read and write through it."""
+    extra = {h.strip().lower() for h in os.environ.get("STEMWATCH_ALLOWED_HOSTS", "").split(",") if h.strip()}
+    return LOOPBACK_HOSTS | extra
+
+
+def host_of(header: str) -> str:
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header.split("]", 1)[0] + "]"
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def write_refusal(request) -> str | None:
+    """Why a POST may not write, or None. Datasette checks the CSRF token only of a request
+    that carries cookies, so a cookie-less POST (curl, or a page on another site whose
+    cross-site request the browser sends without cookies) must be refused here."""
+    if os.environ.get("STEMWATCH_READ_ONLY") == "1":
+        return "this Datasette is served read-only"
+    if "ds_csrftoken" not in request.cookies:
+        return "send the form from this Datasette's review page (no CSRF token)"
+    return None
+
+
+@hookimpl
+def asgi_wrapper(datasette):
+    def wrap(app):
+        async def checked(scope, receive, send):
+            # read-only, it serves what it would show anyone: any name may reach it
+            if scope.get("type") == "http" and os.environ.get("STEMWATCH_READ_ONLY") != "1":
+                headers = dict(scope.get("headers") or [])
+                host = host_of(headers.get(b"host", b"").decode("latin-1"))
+                if host and host not in allowed_hosts():
+                    await send({"type": "http.response.start", "status": 403,
+                                "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+                    await send({"type": "http.response.body",
+                                "body": f"Host {host!r} is not served here (STEMWATCH_ALLOWED_HOSTS)".encode()})
+                    return
+            await app(scope, receive, send)
+        return checked
+    return wrap
+
+
 @hookimpl
 def register_routes(datasette):
     return [(r"^/(?P<database>[^/]+)/mark_claim$", review_view)]
@@ -46,6 +96,10 @@ async def review_view(datasette, request):
         db = datasette.get_database(name)
     except KeyError:
         return Response.html("No such database", status=404)
+    if request.method == "POST":
+        refusal = write_refusal(request)
+        if refusal:
+            return Response.html(f"<p>Not recorded: {escape(refusal)}</p>", status=403)
     params = dict(await request.post_vars()) if request.method == "POST" else dict(request.args)
     claim_id = (params.get("claim_id") or "").strip()
     message, status = None, 200

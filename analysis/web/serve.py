@@ -19,10 +19,19 @@ def make_datasette(db_path: str | Path):
     )
 
 
-def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8001):
+def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8001, read_only: bool = False):
     """Run Datasette until interrupted. The caller has opened the database
-    with Store first, which refuses a bad file and upgrades an old one."""
+    with Store first, which refuses a bad file and upgrades an old one. The host it
+    listens on is one the plugin answers to; read_only: the review form writes nothing."""
+    import os
+
     import uvicorn
+
+    if host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
+        names = [h for h in os.environ.get("STEMWATCH_ALLOWED_HOSTS", "").split(",") if h.strip()]
+        os.environ["STEMWATCH_ALLOWED_HOSTS"] = ",".join([*names, host])
+    if read_only:
+        os.environ["STEMWATCH_READ_ONLY"] = "1"
 
     ds = make_datasette(db_path)
     uvicorn.run(ds.app(), host=host, port=port, log_level="warning")
