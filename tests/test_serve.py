@@ -57,6 +57,8 @@ def test_serve_index_and_claims_json(served):
     status, html = _get(base + "/")
     assert status == 200
     assert "stemwatch" in html
+    status, page = _get(f"{base}/{name}")
+    assert "_sqlite_migrations" not in page and "claims" in page  # bookkeeping hidden
     status, body = _get(f"{base}/{name}/claims.json?_shape=array")
     rows = json.loads(body)
     assert [(r["category"], r["stance"], r["text"]) for r in rows] == [("disease-cure", "promoted", "reverse autism")]

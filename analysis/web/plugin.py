@@ -162,7 +162,8 @@ def render_cell(row, value, column, table, database, datasette):
 
 
 CLAIM_COLUMNS = {
-    "category": "Claim category id (see the taxonomy table)",
+    "category": "Claim category id (the categories are defined in the project's patterns/taxonomy.json)",
+    "score": "The learned stage's score (0 to 1) for this category on this page: sort by it to review the likeliest first",
     "stance": "promoted: the page makes the claim; negated / cautionary / reported: it denies, warns about or reports it",
     "severity": "high, medium or low: how directly the claim can harm a patient",
     "text": "The words that matched",
@@ -273,6 +274,7 @@ DATABASE_METADATA = {
                         "facets": ["outbound", "target_site"],
                     },
                     "snapshots": {"hidden": True},
+                    "_sqlite_migrations": {"hidden": True},  # the schema's bookkeeping
                     "claim_changes": {
                         "description": (
                             "Claims new, returned or removed between two successful fetches of a page. "
@@ -288,7 +290,7 @@ DATABASE_METADATA = {
                     },
                     "claim_verdicts": {"description": "The latest reviewer verdict on each claim."},
                     "reviews": {
-                        "description": "Every verdict ever recorded (append-only). Use the 'Mark a claim' query to add one.",
+                        "description": "Every verdict ever recorded (append-only). Add one with the review link beside a claim.",
                         "facets": ["verdict", "reviewer"],
                     },
                     "page_history": {"description": "Every fetch of every page, with its snapshot hash and whether the body changed."},
