@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from analysis.detect.evaluate import KeywordBaseline, score
-from analysis.detect.training import make_examples, train
+from analysis.detect.training import make_examples, site_of, train
 from analysis.models import CATEGORIES
 
 SYSTEMS = ("rules", "rules+model", "keyword")
@@ -31,20 +31,12 @@ def folds_by_domain(rows: list[dict], k: int, seed: int = 0) -> list[int]:
     """The fold of each row: all passages of one site in one fold."""
     if k < 2:
         raise ValueError("--cv-by-domain needs at least 2 folds")
-    domains = sorted({_domain(r) for r in rows})
+    domains = sorted({site_of(r) for r in rows})
     if len(domains) < k:
         raise ValueError(f"{len(domains)} sites cannot make {k} folds")
     random.Random(seed).shuffle(domains)
     fold = {d: i % k for i, d in enumerate(domains)}
-    return [fold[_domain(r)] for r in rows]
-
-
-def _domain(row: dict) -> str:
-    if row.get("domain"):
-        return row["domain"]
-    from analysis.detect.pagekind import url_host
-
-    return url_host(row.get("url", "")) or row.get("id", "")
+    return [fold[site_of(r)] for r in rows]
 
 
 def _promoted(analysis) -> set[str]:
@@ -88,8 +80,9 @@ def cross_validate(rows: list[dict], k: int, rules_detector, *, seed: int = 0,
     preds = {s: [set() for _ in rows] for s in SYSTEMS}
     kinds = {s: [None for _ in rows] for s in ("rules", "rules+model")}
     fold_f1 = {s: [] for s in SYSTEMS}
-    cand = [0, 0]
-    thresholds = []  # per fold, decision@threshold: chosen on its training folds' dev examples
+    # candidates come from the rules alone, so their recall needs no fold
+    every = make_examples(rows, rules_detector)
+    decisions = []  # per fold, decision@threshold: chosen inside its training folds
     rules_out = list(rules_detector.analyze_many(_inputs(rows)))
     for i, a in enumerate(rules_out):
         preds["rules"][i] = _promoted(a)
@@ -104,20 +97,17 @@ def cross_validate(rows: list[dict], k: int, rules_detector, *, seed: int = 0,
                          f"scoring {len(held)}")
             model_dir = Path(tmp) / f"fold{f}"
             meta = train(train_rows, model_dir, rules_detector, seed=seed, threshold=threshold)
-            thresholds.append(f"{meta['decision']}@{meta['threshold']:g}")
+            decisions.append(f"{meta['decision']}@{meta['threshold']:g}")
             det = Detector(rules_detector.patterns_dir, model_dir=model_dir)
             for i, a in zip(held, det.analyze_many(_inputs([rows[i] for i in held]))):
                 preds["rules+model"][i] = _promoted(a)
                 kinds["rules+model"][i] = a.page_kind
-            ex = make_examples([rows[i] for i in held], rules_detector)
-            cand[0] += ex.candidates_found
-            cand[1] += ex.gold_promoted
             for s in SYSTEMS:
                 fold_f1[s].append(score([rows[i] for i in held], [preds[s][i] for i in held])["micro"]["f1"])
     gold_kinds = [r.get("page_kind") for r in rows]
-    report = {"passages": len(rows), "sites": len(set(map(_domain, rows))), "folds": k, "seed": seed,
-              "decisions": thresholds, "detector_version": rules_detector.version,
-              "candidate_recall": cand[0] / cand[1] if cand[1] else None, "systems": {}}
+    report = {"passages": len(rows), "sites": len(set(map(site_of, rows))), "folds": k, "seed": seed,
+              "decisions": decisions, "detector_version": rules_detector.version,
+              "candidate_recall": every.candidates_found / every.gold_promoted if every.gold_promoted else None, "systems": {}}
     for s in SYSTEMS:
         kind_pairs = [(g, p) if g else None for g, p in zip(gold_kinds, kinds[s])] if s in kinds else None
         agreed = [p for p in (kind_pairs or []) if p is not None]

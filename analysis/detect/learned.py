@@ -13,16 +13,16 @@ stage sees more and decides from what a person uses:
    kind, from the page's words, host, URL path and the rules' page kind; and, per
    candidate, whether the page promotes that category, from the candidate
    sentences and the rules' findings (pattern ids, stances, cue labels, page kind).
-3. The decision: a candidate scoring at or above the threshold is promoted, below
-   it is not. A rule claim the model does not hold promoted becomes ``reported``
+3. The decision (DECISIONS, chosen at training with its threshold): the score
+   alone, the score as a veto on the rules, or the score in union with them. A rule claim the model does not hold promoted becomes ``reported``
    (cue: its score); a promoted candidate without a promoted rule claim takes the
    rule claim of its category, or becomes a claim of its own (pattern ``learned``)
    on its best sentence, explained by the category's ``why`` and the words that
    weighed most. Every claim carries its category's score.
 
 A candidate is a bag of feature words, each tied to its category
-("c_diseasecure_rule_promoted", "c_diseasecure_w_autism" for a word of a hit
-sentence, "_n_" for a neighbour's): the passage's plain words are shared by all
+("c_diseasecure_rule_promoted", "c_diseasecure_w_autism" for a word of one of its
+first hit sentences, the cue labels of its neighbours): the passage's plain words are shared by all
 its candidates and cannot tell one category from another (measured: with them
 the model did worse). The classifiers stay linear bags of words: small,
 deterministic to train, fast to run.
@@ -31,9 +31,11 @@ deterministic to train, fast to run.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import spacy
@@ -48,7 +50,6 @@ from analysis.detect.taxonomy import DEFAULT_PATTERNS_DIR, load_taxonomy
 from analysis.detect.text import url_path
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "data" / "model"
-SCORES = "sw_scores"  # doc.user_data key: {category: score}
 LEARNED = "learned"  # pattern id of a claim found by the model alone
 KINDS = ("clinic", "news", "academic", "regulator", "advocacy", "other")
 # How a category's score decides, chosen at training on held-out examples (meta.json):
@@ -57,17 +58,19 @@ KINDS = ("clinic", "news", "academic", "regulator", "advocacy", "other")
 DECISIONS = ("model", "veto", "union")
 
 
+MAX_CANDIDATE_CHARS = 1500  # per category: its hit sentences and their neighbours, up to this
+MAX_KIND_CHARS = 2000
+_WORDS = re.compile(r"[^\W\d_]+")
+_NEIGHBOURS = 1  # sentences either side of a hit that the candidate takes in
+MAX_WORD_SENTENCES = 4  # taken sentences, counting neighbours, whose hits lend their words
+
+
 def decide(decision: str, rules_promote: bool, score: float, threshold: float) -> bool:
     if decision == "veto":
         return rules_promote and score >= threshold
     if decision == "union":
         return rules_promote or score >= threshold
     return score >= threshold
-MAX_CANDIDATE_CHARS = 1500  # per category: its hit sentences and their neighbours, up to this
-MAX_KIND_CHARS = 2000
-_WORDS = re.compile(r"[^\W\d_]+")
-_NEIGHBOURS = 1  # sentences either side of a hit that the candidate takes in
-MAX_WORD_SENTENCES = 4  # taken sentences, counting neighbours, whose hits lend their words
 
 
 def code(label: str) -> str:
@@ -104,17 +107,6 @@ def _sentence_ranges(text: str) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(cuts, cuts[1:]) if text[a:b].strip()]
 
 
-def _index(ranges: list[tuple[int, int]], pos: int) -> int:
-    lo, hi = 0, len(ranges) - 1
-    while lo < hi:  # the last sentence starting at or before pos
-        mid = (lo + hi + 1) // 2
-        if ranges[mid][0] <= pos:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
 def features(doc: Doc, text: str, url: str, title: str, lang: str, rule_kind: str,
              candidate_cues: dict[str, frozenset[str]], categories) -> PageFeatures:
     """The inputs of both classifiers for a page the rules have read (doc.user_data
@@ -128,15 +120,17 @@ def features(doc: Doc, text: str, url: str, title: str, lang: str, rule_kind: st
     kind_text = " ".join([f"k_rule_{rule_kind}", f"k_lang_{lang}", host_words, path_words,
                           *("t_" + w for w in _WORDS.findall(title.lower())),
                           *_WORDS.findall(text[:MAX_KIND_CHARS].lower())])
-    ranges = None
+    ranges = range_starts = None
     hits: dict[str, dict[int, set[str]]] = {}  # category -> sentence -> feature words
     starts = doc.to_array(IDX).tolist() if (raw or cues) else []
 
     def sent(token: int) -> int:
-        nonlocal ranges
+        """The sentence that holds a token (ranges are made on first use)."""
+        nonlocal ranges, range_starts
         if ranges is None:
             ranges = _sentence_ranges(text)
-        return _index(ranges, starts[token]) if ranges else 0
+            range_starts = [a for a, _ in ranges]
+        return max(bisect_right(range_starts, starts[token]) - 1, 0)
 
     for start, _end, cat, pid in raw:
         hits.setdefault(cat, {}).setdefault(sent(start), set()).add("raw_" + code(pid))
@@ -233,11 +227,18 @@ class Judge:
             return []
         tokens = candidate.text.split()
         base = self.scores((candidate,))[0]
-        probes = tuple(Candidate(candidate.category, " ".join(t for t in tokens if not t.endswith(("_w_" + w, "_n_" + w))), ())
+        probes = tuple(Candidate(candidate.category, " ".join(t for t in tokens if not t.endswith("_w_" + w)), ())
                        for w in words)
         drops = [base - s for s in self.scores(probes)]
         ranked = sorted(zip(drops, words), key=lambda p: (-p[0], p[1]))
         return [w for d, w in ranked[:n] if d > 0]
+
+
+@lru_cache(maxsize=4)
+def shared_judge(model_dir: Path, threshold: float | None) -> Judge:
+    """One Judge per model folder and threshold: the English and Spanish pipelines share
+    the models instead of loading them twice."""
+    return Judge(model_dir, threshold)
 
 
 @dataclass(frozen=True)
@@ -286,7 +287,7 @@ class JudgeComponent:
     """Runs after stemwatch_claims: page kind and claims decided by the trained models."""
 
     def __init__(self, model_dir: Path, patterns_dir: Path, threshold: float | None):
-        self.judge = Judge(model_dir, threshold)
+        self.judge = shared_judge(model_dir, threshold)
         self.taxonomy = load_taxonomy(patterns_dir)
         self.candidate_cues = load_candidate_cues(patterns_dir)
 
@@ -296,13 +297,12 @@ class JudgeComponent:
         lang = doc.lang_
         feats = features(doc, text, meta.get("url", ""), meta.get("title", ""), lang,
                          doc.user_data.get(KIND, "other"), self.candidate_cues, self.taxonomy.categories)
-        doc.user_data[KIND] = self.judge.page_kind(feats.kind_text)
-        scores = self.judge.scores(feats.candidates) if feats.candidates else []
         judge = self.judge
+        doc.user_data[KIND] = judge.page_kind(feats.kind_text)
+        scores = judge.scores(feats.candidates) if feats.candidates else []
         ruled = {c[2] for c in doc.user_data.get(INFO, ()) if c[4] == "promoted"}
         verdicts = {c.category: Verdict(c.category, s, decide(judge.decision, c.category in ruled, s, judge.threshold))
                     for c, s in zip(feats.candidates, scores)}
-        doc.user_data[SCORES] = {cat: v.score for cat, v in verdicts.items()}
         info, missing = combine(list(doc.user_data.get(INFO, ())), verdicts, self.taxonomy.severity)
         by_cat = {c.category: c for c in feats.candidates}
         for cat in missing:
@@ -314,7 +314,7 @@ class JudgeComponent:
                 a += 1
             while b > a and text[b - 1].isspace():
                 b -= 1
-            words = self.judge.weighing_words(cand, text, (a, b))
+            words = judge.weighing_words(cand, text, (a, b))
             cue = "learned: " + ", ".join(words) if words else "learned"
             info.append((a, b, cat, LEARNED, "promoted", cue, self.taxonomy.severity(cat, "promoted"),
                          [(a, b)], round(verdicts[cat].score, 4)))

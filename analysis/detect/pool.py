@@ -70,7 +70,8 @@ class DetectorPool:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
         try:
             # the executor spawns a worker per task it cannot hand to an idle one
-            self._warmup = [self._executor.submit(_ready) for _ in range(self.processes)]
+            for _ in range(self.processes):
+                self._executor.submit(_ready)
         finally:
             if in_main:
                 signal.signal(signal.SIGINT, previous)

@@ -51,7 +51,7 @@ def corpus_hash(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def rule_features(detector, row: dict):
+def rule_features(detector, row: dict, candidate_cues: dict):
     """The learned stage's inputs for one labelled passage, read by the rules of ``detector``
     (a Detector without a model)."""
     text = row["text"]
@@ -61,12 +61,12 @@ def rule_features(detector, row: dict):
     doc = nlp.make_doc(norm)
     doc._context = {"url": row.get("url", ""), "title": "", "cues": {}, "text": norm}
     doc = nlp(doc)
-    cues = load_candidate_cues(detector.patterns_dir)
-    return features(doc, norm, row.get("url", ""), "", lang, doc.user_data.get(KIND, "other"), cues,
+    return features(doc, norm, row.get("url", ""), "", lang, doc.user_data.get(KIND, "other"), candidate_cues,
                     detector.taxonomy.categories)
 
 
-def _site(row: dict) -> str:
+def site_of(row: dict) -> str:
+    """A labelled passage's site: its domain, else its URL's host, else its id."""
     from analysis.detect.pagekind import url_host
 
     return row.get("domain") or url_host(row.get("url", "")) or row.get("id", "")
@@ -74,15 +74,16 @@ def _site(row: dict) -> str:
 
 def make_examples(rows: list[dict], detector) -> Examples:
     claims, kinds, gold, found = [], [], 0, 0
+    candidate_cues = load_candidate_cues(detector.patterns_dir)
     for row in rows:
-        feats = rule_features(detector, row)
+        feats = rule_features(detector, row, candidate_cues)
         promoted, disputed = set(row.get("promoted", ())), set(row.get("disputed", ()))
         seen = set()
         for cand in feats.candidates:
             seen.add(cand.category)
             if cand.category in disputed:
                 continue
-            claims.append(Example(cand.text, {"promoted": float(cand.category in promoted)}, _site(row)))
+            claims.append(Example(cand.text, {"promoted": float(cand.category in promoted)}, site_of(row)))
         gold += len(promoted)
         found += len(promoted & seen)
         if row.get("page_kind") in KINDS:

@@ -16,6 +16,7 @@ import sqlite3
 import zlib
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable
 
@@ -439,7 +440,7 @@ class Store:
                     "update pages set page_kind = ?, lang = ?, detector_version = ? where id = ?",
                     [None if analysis.error else analysis.page_kind, analysis.lang, analysis.detector_version,
                      page_id])
-                if analysis.error or self._records_analysis_errors():
+                if analysis.error or self._records_analysis_errors:
                     self.db.execute("update pages set analysis_error = ? where id = ?",
                                     [analysis.error or None, page_id])
             # one insert for the batch; kept ids first, so a new row (rowid = max + 1) never takes one
@@ -448,12 +449,11 @@ class Store:
                 self.db["claims"].insert_all(rows, alter=True)
         return len(rows)
 
+    @cached_property
     def _records_analysis_errors(self) -> bool:
-        """Whether the schema has pages.analysis_error (m007; a database written by an
-        older release may be read before it is upgraded)."""
-        if getattr(self, "_analysis_error_column", None) is None:
-            self._analysis_error_column = "analysis_error" in self.db["pages"].columns_dict
-        return self._analysis_error_column
+        """Whether the schema has pages.analysis_error (m007): a Store opened with
+        migrate=False on an older schema still writes analyses."""
+        return "analysis_error" in self.db["pages"].columns_dict
 
     def pages_to_analyze(self, crawl_id: int | None = None, version: str | None = None,
                          columns: str = "id, url, title, text, lang") -> list[dict]:
@@ -531,12 +531,11 @@ def open_store(path: str | Path, *, migrate: bool = True, create: bool = False, 
     if read_only:
         try:
             store.refuse_newer()
+            if store.pending_migrations():
+                raise StoreError(f"{path} was written by an older stemwatch; this command only reads, so it "
+                                 f"leaves it as it is: upgrade it first with `stemwatch upgrade --db {path}` "
+                                 "(the old file is copied aside)")
         except StoreError:
             store.close()
             raise
-    if read_only and store.pending_migrations():
-        store.close()
-        raise StoreError(f"{path} was written by an older stemwatch; this command only reads, so it "
-                         f"leaves it as it is: upgrade it first with `stemwatch upgrade --db {path}` "
-                         "(the old file is copied aside)")
     return store

@@ -27,7 +27,9 @@ def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8001, read_o
 
     import uvicorn
 
-    if host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
+    from analysis.web.plugin import LOOPBACK_HOSTS
+
+    if host not in LOOPBACK_HOSTS | {"0.0.0.0", "::"}:  # a name of its own: answer to it
         names = [h for h in os.environ.get("STEMWATCH_ALLOWED_HOSTS", "").split(",") if h.strip()]
         os.environ["STEMWATCH_ALLOWED_HOSTS"] = ",".join([*names, host])
     if read_only:
