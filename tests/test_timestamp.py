@@ -148,6 +148,15 @@ def tsa(tmp_path_factory):
     thread.join(timeout=5)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_proxy_for_loopback():
+    # A proxy configured on the machine must not catch requests to the local TSA.
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("NO_PROXY", "no_proxy"):
+            patch.setenv(name, "127.0.0.1")
+        yield
+
+
 @pytest.fixture(scope="session")
 def token(tsa) -> bytes:
     return request_timestamp(MANIFEST, tsa.url, timeout=10)
@@ -183,6 +192,14 @@ def test_each_token_has_its_own_serial(tsa, token):
     second = request_timestamp(MANIFEST, tsa.url, timeout=10)
     assert second != token
     assert read_timestamp(second, MANIFEST).serial != read_timestamp(token, MANIFEST).serial
+
+
+def test_the_token_is_kept_byte_for_byte(tsa):
+    # pyasn1 would reorder the token's certificates on re-encoding; the TSA's
+    # own bytes are what a third party should be handed.
+    token = request_timestamp(MANIFEST, tsa.url, timeout=10)
+    last_reply = tsa.folder / "reply.tsr"
+    assert token == openssl("ts", "-reply", "-in", last_reply, "-token_out", cwd=tsa.folder)
 
 
 def test_openssl_verifies_the_token_as_returned(tsa, token, tmp_path):
