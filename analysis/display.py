@@ -19,6 +19,8 @@ BIDI = {
 _HIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f" + "".join(BIDI) + "]")
 # A cell a spreadsheet would run as a formula (OWASP: CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A negative number as Python's csv module writes an int or a float ("-3", "-2.5", "-1e-05").
+_NEGATIVE_NUMBER = re.compile(r"-[0-9]+(?:\.[0-9]+)?(?:e[-+][0-9]+)?")
 
 
 def _shown(ch: str) -> str:
@@ -50,3 +52,13 @@ def spreadsheet_safe(value):
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     return value
+
+
+def spreadsheet_safe_text(cell: str) -> str:
+    """spreadsheet_safe for a cell read back from CSV text, where a number and the text
+    of a number look the same. A negative number is left as it is: a spreadsheet reads
+    "-3" as the number -3 and runs nothing, and an apostrophe would turn every negative
+    number into text. Anything else that starts a formula ("-2+3" too) gets the apostrophe."""
+    if _NEGATIVE_NUMBER.fullmatch(cell):
+        return cell
+    return spreadsheet_safe(cell)

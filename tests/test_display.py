@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from history_helpers import claim, crawl_with
 
 from analysis.cli import cli
-from analysis.display import spreadsheet_safe, visible
+from analysis.display import spreadsheet_safe, spreadsheet_safe_text, visible
 from analysis.store.database import Store
 from analysis.web.plugin import highlight
 
@@ -51,6 +51,20 @@ CELLS = [
 @pytest.mark.parametrize("cell,written", CELLS)
 def test_spreadsheet_safe(cell, written):
     assert spreadsheet_safe(cell) == written
+
+
+# (a cell read back from CSV text, as written again): a negative number stays a number
+TEXT_CELLS = [
+    ("=1+1", "'=1+1"), ("-2+3", "'-2+3"), ("\tx", "'\tx"), ("@SUM(1)", "'@SUM(1)"),
+    ("-3", "-3"), ("-2.5", "-2.5"), ("-1e-05", "-1e-05"), ("-1.5e+20", "-1.5e+20"),
+    ("-3 days", "'-3 days"), ("-inf", "'-inf"), ("-", "'-"), ("-\u0663", "'-\u0663"),
+    ("a = b", "a = b"), ("", ""),
+]
+
+
+@pytest.mark.parametrize("cell,written", TEXT_CELLS)
+def test_spreadsheet_safe_text(cell, written):
+    assert spreadsheet_safe_text(cell) == written
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from markupsafe import Markup, escape
 
 from analysis.detect.text import match_span
 from analysis.display import has_hidden, visible
+from analysis.web.csvsafe import CsvRewriter
 
 
 STEMWATCH_TABLES = {"claims", "crawls", "pages"}  # a database holding these is a stemwatch one
@@ -63,8 +64,11 @@ def write_refusal(request) -> str | None:
 def asgi_wrapper(datasette):
     def wrap(app):
         async def checked(scope, receive, send):
+            if scope.get("type") != "http":
+                await app(scope, receive, send)
+                return
             # read-only, it serves what it would show anyone: any name may reach it
-            if scope.get("type") == "http" and os.environ.get("STEMWATCH_READ_ONLY") != "1":
+            if os.environ.get("STEMWATCH_READ_ONLY") != "1":
                 headers = dict(scope.get("headers") or [])
                 host = host_of(headers.get(b"host", b"").decode("latin-1"))
                 if host and host not in allowed_hosts():
@@ -73,9 +77,62 @@ def asgi_wrapper(datasette):
                     await send({"type": "http.response.body",
                                 "body": f"Host {host!r} is not served here (STEMWATCH_ALLOWED_HOSTS)".encode()})
                     return
-            await app(scope, receive, send)
+            await app(scope, receive, spreadsheet_safe_csv(datasette, scope, send))
         return checked
     return wrap
+
+
+def csv_charset(content_type: str, path: str) -> str | None:
+    """The charset of a CSV response, or None for any other. Datasette sends its CSV as
+    text/csv with _dl=1 and as text/plain (shown in the browser) without; other
+    text/plain answers (a refusal, a 405) are not CSV, and do not come from a .csv path."""
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    if media != "text/csv" and not (media == "text/plain" and path.endswith(".csv")):
+        return None
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value.strip():
+            return value.strip().strip('"')
+    return "utf-8"
+
+
+async def serves_stemwatch(datasette) -> bool:
+    """Whether this Datasette serves a stemwatch database. Then every CSV it serves is
+    neutralised, whichever database it names: a query of _memory can read the stemwatch
+    tables of another (--crossdb). A Datasette with none is left as Datasette made it."""
+    for name, db in list(datasette.databases.items()):
+        if not name.startswith("_") and STEMWATCH_TABLES <= set(await db.table_names()):
+            return True
+    return False
+
+
+def spreadsheet_safe_csv(datasette, scope, send):
+    """`send`, with the body of a CSV response rewritten as it streams (CsvRewriter):
+    no cell of it starts a spreadsheet formula. Any other response, an error among them,
+    goes out as it came."""
+    rewriter = None
+
+    async def sending(message):
+        nonlocal rewriter
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers") or [])
+            named = {bytes(k).lower(): bytes(v).decode("latin-1") for k, v in headers}
+            charset = csv_charset(named.get(b"content-type", ""), scope.get("path", ""))
+            if (charset and message.get("status", 200) == 200
+                    and named.get(b"content-encoding", "identity").lower() == "identity"
+                    and await serves_stemwatch(datasette)):
+                rewriter = CsvRewriter(charset)
+                # an apostrophe makes the body longer than any length declared for it
+                message = {**message, "headers": [(k, v) for k, v in headers if bytes(k).lower() != b"content-length"]}
+        elif message["type"] == "http.response.body" and rewriter is not None:
+            body = rewriter.feed(message.get("body", b""))
+            if not message.get("more_body", False):
+                body += rewriter.close()
+            message = {**message, "body": body}
+        await send(message)
+
+    return sending
 
 
 @hookimpl
