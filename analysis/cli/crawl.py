@@ -27,11 +27,17 @@ def _print_summary(summary: dict):
         for row in summary["sites"]:
             errors = row["errors"] or 0
             click.echo(
-                f"  {row['name']:<40} {row['pages'] - errors:>4} fetched {errors:>3} failed "
+                f"  {site_label(row['name'], row['site']):<40} {row['pages'] - errors:>4} fetched {errors:>3} failed "
                 f"{row['promoted']:>4} promoted claims"
             )
             for why in failure_lines(row.get("failures", ())):
                 click.echo(f"      {why}")
+
+
+def site_label(name: str | None, site: str) -> str:
+    """A site as the summary names it: the seed list's name with the site's key beside
+    it, the key that `changes` prints and `changes --site` takes."""
+    return f"{name} ({site})" if name and name != site else site
 
 
 def failure_lines(failures, shown: int = 3) -> list[str]:
