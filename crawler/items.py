@@ -27,3 +27,9 @@ class PageItem(scrapy.Item):
     headers = scrapy.Field()  # dict of response headers
     body = scrapy.Field()  # raw bytes, stored as a content-addressed snapshot
     links = scrapy.Field()  # absolute URLs found on the page
+    # Where the fetch was captured (crawler/capture.py): the crawl's WARC file,
+    # the byte range of its response and request records, the response's record id.
+    warc_file = scrapy.Field()
+    warc_offset = scrapy.Field()
+    warc_length = scrapy.Field()
+    warc_record_id = scrapy.Field()

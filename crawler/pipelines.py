@@ -22,6 +22,7 @@ from scrapy.exceptions import NotConfigured
 from twisted.internet import task
 
 from analysis.store.database import Store
+from crawler.capture import settings_record
 from analysis.store.queries import per_site_counts, resume_state, set_crawl_status
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 PAGE_COLUMNS = (
     "site", "url", "final_url", "status", "content_type", "fetched_at", "size", "title",
     "text", "error", "depth", "referer", "headers", "body", "links",
+    "warc_file", "warc_offset", "warc_length", "warc_record_id",
 )
 DETECT_BATCH = 64
 MAX_IN_FLIGHT = 2  # detection batches submitted at once
@@ -51,14 +53,7 @@ class StoragePipeline:
         self.batch_seconds = settings.getfloat("STEMWATCH_BATCH_SECONDS", 2.0)
         self.detect = settings.getbool("STEMWATCH_DETECT", True)
         self.crawl_id = settings.getint("STEMWATCH_CRAWL_ID") or None
-        self.settings_record = {
-            k: settings.get(k) for k in (
-                "STEMWATCH_MAX_PAGES_PER_SITE", "STEMWATCH_ALLOW_HOSTS", "STEMWATCH_CONTACT",
-                "DEPTH_LIMIT", "DOWNLOAD_DELAY", "CONCURRENT_REQUESTS_PER_DOMAIN",
-                "AUTOTHROTTLE_ENABLED", "ROBOTSTXT_OBEY", "DOWNLOAD_MAXSIZE", "DOWNLOAD_TIMEOUT",
-                "RETRY_TIMES", "REDIRECT_MAX_TIMES", "USER_AGENT", "JOBDIR",
-            )
-        }
+        self.settings_record = settings_record(settings)
         self.buffer: list[dict] = []
         self.first_buffered = None
         self.waiting: deque = deque()  # (page_id, PageInput or StoredPage) not yet submitted

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from crawler.seeds import SeedError
+from crawler.capture import crawl_warc_dir
 from analysis.store.database import Store, StoreError
 from analysis.store.queries import crawl_status, set_crawl_status
 
@@ -36,6 +37,11 @@ class CrawlError(Exception):
 def jobs_dir(db_path: str | Path) -> Path:
     db_path = Path(db_path)
     return db_path.with_name(db_path.name + ".jobs")
+
+
+def warc_base(db_path: str | Path) -> Path:
+    db_path = Path(db_path)
+    return db_path.with_name(db_path.name + ".warc")
 
 
 def project_settings(overrides: dict | None = None):
@@ -115,6 +121,9 @@ def run_crawl(
             record = {k: v for k, v in overrides.items()}
             _abandon_unfinished(store, db_path)
             crawl_id = store.start_crawl(seeds, record)
+            if project_settings(overrides).getbool("STEMWATCH_WARC"):
+                overrides.setdefault("STEMWATCH_WARC_DIR", str(warc_base(db_path)))
+                store.set_warc_dir(crawl_id, crawl_warc_dir(overrides["STEMWATCH_WARC_DIR"], crawl_id))
             job = {"crawl_id": crawl_id, "seeds": seeds, "settings": overrides}
             jobs = jobs_dir(db_path)
             jobs.mkdir(parents=True, exist_ok=True)

@@ -45,6 +45,14 @@ STEMWATCH_TEXT_TYPES = [
     "text/xml", "application/xml",
 ]
 
+# Evidence capture (crawler/capture.py): every request and response written
+# to a WARC as it happens, one set per crawl under STEMWATCH_WARC_DIR
+# (`stemwatch crawl` puts it next to the database, DB.warc/), files rotated
+# at STEMWATCH_WARC_MAX_BYTES.
+STEMWATCH_WARC = True
+STEMWATCH_WARC_DIR = None
+STEMWATCH_WARC_MAX_BYTES = 1_000_000_000
+
 # --- identity ---------------------------------------------------------------
 # %(contact)s is filled in from STEMWATCH_CONTACT by the spider at start.
 USER_AGENT = "stemwatch/0.1 (+research crawler of stem-cell clinic marketing; contact: %(contact)s)"
@@ -93,6 +101,9 @@ DOWNLOADER_MIDDLEWARES = {
     # Sees responses just before RetryMiddleware (550; responses go through
     # middlewares in decreasing order): honours Retry-After on 429/503.
     "crawler.middlewares.RetryAfterMiddleware": 551,
+    # Next to the downloader (above HttpCompressionMiddleware's 590 and the
+    # stats at 850): sees each response as received and each request as sent.
+    "crawler.capture.WarcCapture": 950,
 }
 ITEM_PIPELINES = {"crawler.pipelines.StoragePipeline": 300}
 EXTENSIONS = {

@@ -106,19 +106,25 @@ def verify(db_path):
     \b
     Example: stemwatch verify --db data/clinics.db
     """
+    from analysis.evidence.warc import verify_captures
     from analysis.store.history import verify_snapshots
     from analysis.store.queries import integrity_check
 
     with open_db(db_path, migrate=False) as store:
         integrity = integrity_check(store)
         report = verify_snapshots(store.db)
+        captures = verify_captures(store)
     click.echo(f"integrity_check: {'; '.join(integrity)}")
     click.echo(f"snapshots checked: {report['checked']}")
     for bad in report["bad"]:
         click.echo(f"  snapshot {bad['sha256']}: {bad['problem']}")
     for m in report["missing"]:
         click.echo(f"  page {m['page_id']} ({m['url']}): snapshot {m['sha256']} missing")
-    if integrity != ["ok"] or report["bad"] or report["missing"]:
+    click.echo(f"pages checked against their WARC capture: {captures['checked']}"
+               + (f" ({captures['uncaptured']} from crawls without capture)" if captures["uncaptured"] else ""))
+    for p in captures["problems"]:
+        click.echo(f"  page {p['page_id']} ({p['url']}): {p['problem']}")
+    if integrity != ["ok"] or report["bad"] or report["missing"] or captures["problems"]:
         sys.exit(1)
 
 

@@ -166,6 +166,18 @@ def m007_analysis_errors(db: sqlite_utils.Database):
     if "analysis_error" not in db["pages"].columns_dict:
         db["pages"].add_column("analysis_error", str)
 
+
+@MIGRATIONS()
+def m008_warc_captures(db: sqlite_utils.Database):
+    """Evidence captured at fetch time: crawls.warc_dir (the crawl's WARC set,
+    relative to the database's folder when inside it) and, per page, the WARC
+    file, byte range and record id of its response (null: not captured)."""
+    if "warc_dir" not in db["crawls"].columns_dict:
+        db["crawls"].add_column("warc_dir", str)
+    for name, kind in (("warc_file", str), ("warc_offset", int), ("warc_length", int), ("warc_record_id", str)):
+        if name not in db["pages"].columns_dict:
+            db["pages"].add_column(name, kind)
+
 @contextmanager
 def write_transaction(db: sqlite_utils.Database):
     """A write transaction that takes the write lock at once (BEGIN IMMEDIATE).
@@ -316,6 +328,24 @@ class Store:
                     "stats": None, "detector_version": None,
                 }
             ).last_pk
+
+    def set_warc_dir(self, crawl_id: int, folder: str | Path):
+        """Where the crawl's WARC set is: relative to the database's folder when
+        inside it, so the two can be moved together."""
+        folder = Path(folder).resolve()
+        try:
+            folder = folder.relative_to(self.path.resolve().parent)
+        except ValueError:
+            pass
+        with write_transaction(self.db):
+            self.db["crawls"].update(crawl_id, {"warc_dir": str(folder)})
+
+    def warc_dir(self, crawl_id: int) -> Path | None:
+        row = self.db.execute("select warc_dir from crawls where id = ?", [crawl_id]).fetchone()
+        if not row or not row[0]:
+            return None
+        folder = Path(row[0])
+        return folder if folder.is_absolute() else self.path.resolve().parent / folder
 
     def upsert_sites(self, seeds: Iterable[dict]):
         from analysis.store.sites import site_key

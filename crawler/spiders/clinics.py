@@ -41,6 +41,7 @@ from analysis.store.sites import site_key
 from crawler.urls import canonicalize
 from analysis.detect.inputs import page_input
 from analysis.extract.content import ContentError, read_body
+from crawler.capture import META_KEY
 from crawler.items import PageItem
 from crawler.dns import blocked_reason
 
@@ -280,10 +281,14 @@ class ClinicsSpider(scrapy.Spider):
                 yield req
 
     def base_item(self, request, **fields) -> PageItem:
+        capture = request.meta.get(META_KEY) or {}
         item = PageItem(
             site=request.meta.get("site") or site_key(request.url),
             url=canonicalize(request.meta.get("redirect_urls", [request.url])[0]),
-            fetched_at=utcnow(),
+            # the capture's time when there is one, so the page and its WARC record agree
+            fetched_at=capture["date"][:19] + "Z" if capture else utcnow(),
+            warc_file=capture.get("file"), warc_offset=capture.get("offset"),
+            warc_length=capture.get("length"), warc_record_id=capture.get("record_id"),
             depth=request.meta.get("depth", 0),
             referer=(request.headers.get("Referer") or b"").decode("latin-1") or None,
             final_url=request.url,

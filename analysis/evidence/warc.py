@@ -1,0 +1,121 @@
+"""Reading the WARC captures a crawl wrote (crawler/capture.py), and checking
+that the database and its captures agree.
+
+A page row points at a byte range of one WARC file of its crawl's set: the
+response record as received, then its request record. The stored snapshot
+is the body as the crawler read it (after Content-Encoding was undone), so
+agreement means: the record is there with the same record id, its decoded
+payload has the page's SHA-256, and its WARC-Date is the page's fetched_at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+
+from analysis.store.database import Store, StoreError
+
+
+class CaptureError(StoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class CapturedResponse:
+    url: str
+    record_id: str
+    date: str  # WARC-Date
+    ip_address: str | None
+    status: int
+    headers: list[tuple[str, str]]  # as received
+    content: bytes  # payload with Content-Encoding undone: what the crawler read
+    records: bytes = field(repr=False, default=b"")  # the raw gzip members (response + request)
+
+
+def read_capture(path: Path, offset: int, length: int) -> CapturedResponse:
+    """The response record (and its request record) at offset..offset+length of path."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            raw = f.read(length)
+    except OSError as e:
+        raise CaptureError(f"cannot read the capture {path}: {e.strerror or e}") from e
+    if len(raw) != length:
+        raise CaptureError(f"{path} is shorter than its index says (record at byte {offset})")
+    try:
+        for record in ArchiveIterator(io.BytesIO(raw)):
+            if record.rec_type != "response":
+                continue
+            content = record.content_stream().read()
+            http = record.http_headers
+            return CapturedResponse(
+                url=record.rec_headers.get_header("WARC-Target-URI"),
+                record_id=record.rec_headers.get_header("WARC-Record-ID"),
+                date=record.rec_headers.get_header("WARC-Date"),
+                ip_address=record.rec_headers.get_header("WARC-IP-Address"),
+                status=int(http.get_statuscode() or 0),
+                headers=list(http.headers),
+                content=content,
+                records=raw,
+            )
+    except (ArchiveLoadFailed, OSError, ValueError, EOFError) as e:
+        raise CaptureError(f"{path}: the record at byte {offset} cannot be read ({e})") from e
+    raise CaptureError(f"{path}: no response record at byte {offset}")
+
+
+def page_capture(store: Store, page: dict) -> CapturedResponse | None:
+    """The capture of a page row (with crawl_id and the warc_* columns), or None if it has none."""
+    if not page.get("warc_record_id"):
+        return None
+    folder = store.warc_dir(page["crawl_id"])
+    if folder is None:
+        raise CaptureError(f"page {page['id']} names a WARC record but crawl {page['crawl_id']} has no WARC folder")
+    capture = read_capture(folder / page["warc_file"], page["warc_offset"], page["warc_length"])
+    if capture.record_id != page["warc_record_id"]:
+        raise CaptureError(f"page {page['id']}: {page['warc_file']} at byte {page['warc_offset']} holds "
+                           f"{capture.record_id}, not {page['warc_record_id']}")
+    return capture
+
+
+def capture_problem(page: dict, capture: CapturedResponse) -> str | None:
+    """Why a page row and its capture disagree, or None."""
+    if page.get("sha256") and hashlib.sha256(capture.content).hexdigest() != page["sha256"]:
+        return "the stored page is not the captured one (SHA-256 differs)"
+    if page.get("status") is not None and capture.status != page["status"]:
+        return f"status {page['status']} stored, {capture.status} captured"
+    if (page.get("fetched_at") or "")[:19] != capture.date[:19]:
+        return f"fetched_at {page['fetched_at']} stored, captured {capture.date}"
+    return None
+
+
+def verify_captures(store: Store) -> dict:
+    """Check every captured page against its WARC record. Pages of crawls that
+    captured nothing (made before capture existed, or with it off) are counted apart."""
+    checked, problems, uncaptured = 0, [], 0
+    if "warc_record_id" not in store.db["pages"].columns_dict:
+        return {"checked": 0, "problems": [], "uncaptured": store.db["pages"].count}
+    captured_crawls = {r[0] for r in store.db.execute("select id from crawls where warc_dir is not null")}
+    rows = store.db.query(
+        "select id, crawl_id, url, status, fetched_at, sha256, warc_file, warc_offset, warc_length, "
+        "warc_record_id from pages order by id")
+    for page in rows:
+        if not page["warc_record_id"]:
+            if page["crawl_id"] not in captured_crawls:
+                uncaptured += 1
+            elif page["status"] is not None:  # no status: no response came, nothing to capture
+                problems.append({"page_id": page["id"], "url": page["url"],
+                                 "problem": "fetched but not captured (see the crawl's warc_errors)"})
+            continue
+        checked += 1
+        try:
+            problem = capture_problem(page, page_capture(store, page))
+        except CaptureError as e:
+            problem = str(e)
+        if problem:
+            problems.append({"page_id": page["id"], "url": page["url"], "problem": problem})
+    return {"checked": checked, "problems": problems, "uncaptured": uncaptured}
