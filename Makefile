@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pywb, the replay tool the evidence tests read bundles with, lives in its own
+# environment: its pins (redis 2, cryptography 47) are not the project's.
+PYWB := $(VENV)/pywb/bin/wayback
 
 .PHONY: demo test install bench eval train clean
 
@@ -14,13 +17,17 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(PYWB):
+	$(PYTHON) -m venv $(VENV)/pywb
+	$(VENV)/pywb/bin/pip install --quiet 'pywb>=2.8'
+
+install: $(STAMP) $(PYWB)
 
 demo: $(STAMP)
 	$(BIN)/stemwatch demo --db data/demo.db
 
-test: $(STAMP)
-	$(BIN)/python -m pytest
+test: $(STAMP) $(PYWB)
+	STEMWATCH_PYWB=$(CURDIR)/$(PYWB) $(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/detect.py

@@ -26,7 +26,6 @@ import os
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from http import HTTPStatus
 from io import BytesIO
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -34,10 +33,9 @@ from urllib.parse import urlsplit
 from scrapy.exceptions import NotConfigured
 from scrapy.resolver import dnscache
 from warcio.statusandheaders import StatusAndHeaders
-from warcio.utils import Digester
-from warcio.warcwriter import WARCWriter
 
 from analysis import __version__
+from analysis.evidence.warc import Sha256WARCWriter, http_reason
 
 logger = logging.getLogger(__name__)
 
@@ -74,21 +72,8 @@ class CaptureRef:
         return asdict(self)
 
 
-class _Sha256Writer(WARCWriter):
-    @staticmethod
-    def _create_digester():
-        return Digester("sha256")
-
-
 def warc_date(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
 
 
 def http_response_headers(response) -> list[tuple[str, str]]:
@@ -150,7 +135,7 @@ class WarcSet:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.name = self._next_name()
         self.out = open(self.folder / self.name, "xb")
-        self.writer = _Sha256Writer(self.out, gzip=True, warc_version="1.1")
+        self.writer = Sha256WARCWriter(self.out, gzip=True, warc_version="1.1")
         self.writer.write_record(self.writer.create_warcinfo_record(self.name, self.info))
         self.out.flush()
 
@@ -165,7 +150,7 @@ class WarcSet:
             warc_headers["WARC-IP-Address"] = ip
         if "download_stopped" in response.flags:
             warc_headers["WARC-Truncated"] = "length"  # a body not read (not text, or too big)
-        status = f"{response.status} {_reason(response.status)}".strip()
+        status = f"{response.status} {http_reason(response.status)}".strip()
         protocol = response.protocol or "HTTP/1.1"
         resp = self.writer.create_warc_record(
             response.url, "response", payload=BytesIO(response.body), length=len(response.body),

@@ -29,7 +29,7 @@ class ContentGate:
         return cls(crawler)
 
     def headers_received(self, headers, body_length, request, spider=None):
-        if request.meta.get("stemwatch_kind") in ("sitemap", "robots"):
+        if request.meta.get("stemwatch_kind") in ("sitemap", "robots", "resource"):
             return
         mtype = media_type(headers.get(b"Content-Type"))
         if not mtype or mtype in self.types or mtype.startswith("text/"):

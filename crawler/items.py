@@ -33,3 +33,20 @@ class PageItem(scrapy.Item):
     warc_offset = scrapy.Field()
     warc_length = scrapy.Field()
     warc_record_id = scrapy.Field()
+    resources = scrapy.Field()  # URLs of its stylesheets and images (with STEMWATCH_PAGE_RESOURCES)
+
+
+class ResourceItem(scrapy.Item):
+    """A stylesheet or image of a page, fetched (STEMWATCH_PAGE_RESOURCES) only so
+    the page's capture replays as it was seen: a WARC record, not a page."""
+
+    crawl_id = scrapy.Field()
+    site = scrapy.Field()
+    url = scrapy.Field()
+    status = scrapy.Field()
+    content_type = scrapy.Field()
+    fetched_at = scrapy.Field()
+    warc_file = scrapy.Field()
+    warc_offset = scrapy.Field()
+    warc_length = scrapy.Field()
+    warc_record_id = scrapy.Field()

@@ -23,6 +23,7 @@ from twisted.internet import task
 
 from analysis.store.database import Store
 from crawler.capture import settings_record
+from crawler.items import ResourceItem
 from analysis.store.queries import per_site_counts, resume_state, set_crawl_status
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 PAGE_COLUMNS = (
     "site", "url", "final_url", "status", "content_type", "fetched_at", "size", "title",
     "text", "error", "depth", "referer", "headers", "body", "links",
-    "warc_file", "warc_offset", "warc_length", "warc_record_id",
+    "warc_file", "warc_offset", "warc_length", "warc_record_id", "resources",
 )
 DETECT_BATCH = 64
 MAX_IN_FLIGHT = 2  # detection batches submitted at once
@@ -55,6 +56,7 @@ class StoragePipeline:
         self.crawl_id = settings.getint("STEMWATCH_CRAWL_ID") or None
         self.settings_record = settings_record(settings)
         self.buffer: list[dict] = []
+        self.resources: list[dict] = []  # ResourceItems to store with the next batch
         self.first_buffered = None
         self.waiting: deque = deque()  # (page_id, PageInput or StoredPage) not yet submitted
         self.in_flight: list[tuple[list[int], concurrent.futures.Future]] = []
@@ -75,6 +77,8 @@ class StoragePipeline:
         seeds = getattr(spider, "seeds", [])
         if self.crawl_id:
             set_crawl_status(self.store, self.crawl_id, "running")
+            # the crawl was recorded with what the user changed; add what the crawler ran with
+            self.store.record_crawl_settings(self.crawl_id, self.settings_record)
             stored, frontier = resume_state(self.store, self.crawl_id, set(getattr(spider, "sites", {})))
             if hasattr(spider, "prime"):
                 spider.prime(stored, frontier)
@@ -96,6 +100,9 @@ class StoragePipeline:
         self.flusher.start(max(self.batch_seconds / 2, 0.1), now=False)
 
     def process_item(self, item, spider=None):
+        if isinstance(item, ResourceItem):
+            self.resources.append(dict(item))
+            return item
         page = {k: item.get(k) for k in PAGE_COLUMNS}
         page["crawl_id"] = self.crawl_id
         self.buffer.append((page, item.get("detector_input")))
@@ -134,6 +141,9 @@ class StoragePipeline:
             self._submit()
 
     def flush(self):
+        if self.resources:
+            rows, self.resources = self.resources, []
+            self.store.add_resources(rows)
         if self.buffer:
             batch, self.buffer, self.first_buffered = self.buffer, [], None
             ids = self.store.add_pages([page for page, _ in batch])

@@ -52,6 +52,11 @@ STEMWATCH_TEXT_TYPES = [
 STEMWATCH_WARC = True
 STEMWATCH_WARC_DIR = None
 STEMWATCH_WARC_MAX_BYTES = 1_000_000_000
+# Also fetch each page's own stylesheets and images (same site, same
+# politeness and address rules, at most STEMWATCH_PAGE_RESOURCES_MAX a page)
+# into the capture, so it replays and renders as seen (--page-resources).
+STEMWATCH_PAGE_RESOURCES = False
+STEMWATCH_PAGE_RESOURCES_MAX = 30
 
 # --- identity ---------------------------------------------------------------
 # %(contact)s is filled in from STEMWATCH_CONTACT by the spider at start.

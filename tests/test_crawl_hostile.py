@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import sqlite3
 import subprocess
+import zipfile
 import sys
 
 import pytest
@@ -71,11 +72,11 @@ def test_hostile_text_reaches_no_terminal_and_no_csv_formula(crawl, tmp_path):
     out = subprocess.run([*cli, "changes", "--db", str(db)], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "\x1b" not in out.stdout and "\u202e" not in out.stdout
-    bundle = tmp_path / "bundle"
-    out = subprocess.run([*cli, "export", str(bundle), "--db", str(db), "--stance", ""], cwd=REPO,
-                         capture_output=True, text=True)
+    bundle = tmp_path / "bundle.zip"
+    out = subprocess.run([*cli, "export", "--out", str(bundle), "--db", str(db), "--stance", "", "--unsigned",
+                          "--no-browser"], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    with open(bundle / "claims.csv", newline="", encoding="utf-8") as f:
-        cells = [v for row in csv.DictReader(f) for v in row.values() if v]
+    claims_csv = zipfile.ZipFile(bundle).read("claims.csv").decode("utf-8")
+    cells = [v for row in csv.DictReader(claims_csv.splitlines()) for v in row.values() if v]
     assert not any(v.startswith(("=", "+", "@")) for v in cells)
-    assert "\u202e" not in (bundle / "report.html").read_text(encoding="utf-8")
+    assert "\u202e" not in zipfile.ZipFile(bundle).read("report.html").decode("utf-8")

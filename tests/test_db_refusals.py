@@ -14,7 +14,7 @@ from analysis.cli import cli
 COMMANDS = [
     ["changes"],
     ["review", "1", "--verdict", "confirmed", "--by", "ana"],
-    ["export", "{out}"],
+    ["export", "--out", "{out}.zip", "--unsigned", "--no-browser"],
     ["reanalyze"],
     ["verify"],
     ["backup", "{out}.db"],

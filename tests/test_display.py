@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import zipfile
 
 import pytest
 from click.testing import CliRunner
@@ -98,15 +99,16 @@ def test_csv_output_and_export_neutralise_formulas(hostile_db, tmp_path):
     rows = list(csv.DictReader(result.output.splitlines()))
     assert any(r["sentence"].startswith("'=HYPERLINK") for r in rows)
     assert not any(v.startswith(("=", "+", "@")) for r in rows for v in r.values() if v)
-    out = tmp_path / "bundle"
-    result = CliRunner().invoke(cli, ["export", str(out), "--db", str(hostile_db), "--site", "clinic.example"])
+    out = tmp_path / "bundle.zip"
+    result = CliRunner().invoke(cli, ["export", "--out", str(out), "--db", str(hostile_db), "--site", "clinic.example",
+                                      "--unsigned", "--no-browser"])
     assert result.exit_code == 0, result.output
-    with open(out / "claims.csv", newline="", encoding="utf-8") as f:
-        cells = [v for r in csv.DictReader(f) for v in r.values() if v]
+    bundle = zipfile.ZipFile(out)
+    cells = [v for r in csv.DictReader(bundle.read("claims.csv").decode().splitlines()) for v in r.values() if v]
     assert any(v.startswith("'=HYPERLINK") for v in cells) and not any(v.startswith("=") for v in cells)
-    quotes = [json.loads(line)["quote"] for line in (out / "claims.jsonl").read_text().splitlines()]
+    quotes = [json.loads(line)["quote"] for line in bundle.read("claims.jsonl").decode().splitlines()]
     assert RLO in quotes  # the machine-readable record keeps the page's characters
-    report = (out / "report.html").read_text()
+    report = bundle.read("report.html").decode()
     assert "\u202e" not in report and "[RLO]evorppa ADF" in report
 
 

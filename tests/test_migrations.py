@@ -217,7 +217,8 @@ def test_processes_opening_an_old_database_at_once_upgrade_it_once(foundation_db
     assert not [p for p in foundation_db.parent.iterdir() if p.name.endswith(".part")]
 
 
-@pytest.mark.parametrize("args", [["changes"], ["export", "{out}"]], ids=lambda a: a[0])
+@pytest.mark.parametrize("args", [["changes"], ["export", "--out", "{out}.zip", "--unsigned", "--no-browser"]],
+                         ids=lambda a: a[0])
 def test_a_command_that_only_reads_never_upgrades(foundation_db, tmp_path, args):
     import hashlib
 

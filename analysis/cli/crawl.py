@@ -82,7 +82,7 @@ def demo(db_path, do_serve, port, sites_port):
     for site in sites.sites:
         click.echo(f"  {site.url:<28} {site.name}")
     summary = _run_crawl(sites.seeds(), db_path, allow_hosts=("127.0.0.1",), max_pages_per_site=200,
-                         settings={"LOG_LEVEL": "WARNING"})
+                         settings={"LOG_LEVEL": "WARNING", "STEMWATCH_PAGE_RESOURCES": True})
     _print_summary(summary)
     if do_serve:
         click.echo(f"Browse the claims: http://127.0.0.1:{port}/{Path(db_path).stem}/claims (Ctrl-C to stop)")
@@ -103,8 +103,11 @@ def demo(db_path, do_serve, port, sites_port):
               help="Continue the unfinished crawl recorded next to --db (after Ctrl-C or a crash)")
 @click.option("--set", "-s", "scrapy_settings", multiple=True, metavar="NAME=VALUE",
               help="Override a Scrapy or STEMWATCH_* setting (see crawler/settings.py); repeatable")
+@click.option("--page-resources", is_flag=True,
+              help="Also capture each page's own stylesheets and images, so evidence replays as seen")
 @click.option("--verbose", "-v", is_flag=True, help="Show Scrapy's log")
-def crawl(seeds, db_path, max_pages_per_site, allow_hosts, contact, resume, scrapy_settings, verbose):
+def crawl(seeds, db_path, max_pages_per_site, allow_hosts, contact, resume, scrapy_settings, page_resources,
+          verbose):
     """Crawl clinic sites politely and flag their claims.
 
     SEED is a URL or a CSV file with a `url` column (optional name, country,
@@ -126,6 +129,8 @@ def crawl(seeds, db_path, max_pages_per_site, allow_hosts, contact, resume, scra
             raise click.UsageError(f"--set expects NAME=VALUE, got {item!r}")
         overrides[name.strip()] = value
     overrides.setdefault("LOG_LEVEL", "INFO" if verbose else "WARNING")
+    if page_resources:
+        overrides["STEMWATCH_PAGE_RESOURCES"] = True
     seed_list = None
     if not resume:
         try:

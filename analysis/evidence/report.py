@@ -70,6 +70,7 @@ class ReportPage:
     screenshot: str | None = None  # relative to the report, e.g. screenshots/p1.png
     screenshot_sha256: str | None = None
     claims: list[ReportClaim] = field(default_factory=list)
+    content_encoding: str | None = None  # the server compressed the body it sent (gzip, br...)
 
 
 @dataclass(frozen=True)
@@ -421,6 +422,9 @@ def _hashes(i: int, page: ReportPage) -> str:
     expected = warc_digest(page.page_sha256.lower()) if page.page_sha256 else None
     if expected is None:
         check = '<br><span class="warn">The SHA-256 is not a 64-digit hexadecimal hash.</span>'
+    elif page.content_encoding:
+        check = (f"<br>The server sent this page compressed ({text(page.content_encoding)}): the WARC digest is "
+                 "of the bytes as sent, the SHA-256 of the page once decompressed.")
     elif expected != page.warc_payload_digest:
         check = '<br><span class="warn">These two values do not encode the same hash.</span>'
     else:

@@ -12,17 +12,35 @@ from __future__ import annotations
 
 import hashlib
 import io
+from http import HTTPStatus
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
+from warcio.utils import Digester
+from warcio.warcwriter import WARCWriter
 
 from analysis.store.database import Store, StoreError
 
 
 class CaptureError(StoreError):
     pass
+
+
+class Sha256WARCWriter(WARCWriter):
+    """warcio's writer with SHA-256 block and payload digests (the snapshot store's hash)."""
+
+    @staticmethod
+    def _create_digester():
+        return Digester("sha256")
+
+
+def http_reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -34,6 +52,8 @@ class CapturedResponse:
     status: int
     headers: list[tuple[str, str]]  # as received
     content: bytes  # payload with Content-Encoding undone: what the crawler read
+    payload_digest: str = ""  # WARC-Payload-Digest: of the payload as sent (still compressed, if it was)
+    content_encoding: str | None = None
     records: bytes = field(repr=False, default=b"")  # the raw gzip members (response + request)
 
 
@@ -61,6 +81,8 @@ def read_capture(path: Path, offset: int, length: int) -> CapturedResponse:
                 status=int(http.get_statuscode() or 0),
                 headers=list(http.headers),
                 content=content,
+                payload_digest=record.rec_headers.get_header("WARC-Payload-Digest") or "",
+                content_encoding=http.get_header("Content-Encoding"),
                 records=raw,
             )
     except (ArchiveLoadFailed, OSError, ValueError, EOFError) as e:

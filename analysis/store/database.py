@@ -178,6 +178,20 @@ def m008_warc_captures(db: sqlite_utils.Database):
         if name not in db["pages"].columns_dict:
             db["pages"].add_column(name, kind)
 
+@MIGRATIONS()
+def m010_page_resources(db: sqlite_utils.Database):
+    """page_resources: stylesheets and images fetched with a page so its capture
+    replays as seen (a WARC record each; not pages, never analysed); pages.resources
+    lists a page's, as JSON."""
+    if "resources" not in db["pages"].columns_dict:
+        db["pages"].add_column("resources", str)
+    db["page_resources"].create({
+        "id": int, "crawl_id": int, "site": str, "url": str, "status": int, "content_type": str,
+        "fetched_at": str, "warc_file": str, "warc_offset": int, "warc_length": int, "warc_record_id": str,
+    }, pk="id", foreign_keys=[("crawl_id", "crawls", "id")], if_not_exists=True)
+    db["page_resources"].create_index(["crawl_id", "url"], unique=True, if_not_exists=True)
+
+
 @contextmanager
 def write_transaction(db: sqlite_utils.Database):
     """A write transaction that takes the write lock at once (BEGIN IMMEDIATE).
@@ -329,6 +343,13 @@ class Store:
                 }
             ).last_pk
 
+    def record_crawl_settings(self, crawl_id: int, settings: dict):
+        """Add the settings the crawler ran with to the crawl's record (what was given stays)."""
+        row = self.db.execute("select settings from crawls where id = ?", [crawl_id]).fetchone()
+        merged = {**json.loads((row and row[0]) or "{}"), **settings}
+        with write_transaction(self.db):
+            self.db["crawls"].update(crawl_id, {"settings": json.dumps(merged, default=str)})
+
     def set_warc_dir(self, crawl_id: int, folder: str | Path):
         """Where the crawl's WARC set is: relative to the database's folder when
         inside it, so the two can be moved together."""
@@ -393,6 +414,8 @@ class Store:
                 body = page.pop("body", None)
                 if isinstance(page.get("headers"), dict):
                     page["headers"] = json.dumps(page["headers"])
+                if isinstance(page.get("resources"), list):
+                    page["resources"] = json.dumps(page["resources"])
                 existing = self.db.execute(
                     "select id from pages where crawl_id = ? and url = ?", [page["crawl_id"], page["url"]]
                 ).fetchone()
@@ -407,6 +430,11 @@ class Store:
                 if links:
                     self._add_links(pid, page, links)
         return ids
+
+    def add_resources(self, rows: list[dict]):
+        """Page resources of a crawl; one fetched again on resume keeps its first record."""
+        with write_transaction(self.db):
+            self.db["page_resources"].insert_all(rows, ignore=True)
 
     def _add_snapshot(self, body: bytes) -> str:
         digest = hashlib.sha256(body).hexdigest()

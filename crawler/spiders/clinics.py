@@ -42,7 +42,7 @@ from crawler.urls import canonicalize
 from analysis.detect.inputs import page_input
 from analysis.extract.content import ContentError, read_body
 from crawler.capture import META_KEY
-from crawler.items import PageItem
+from crawler.items import PageItem, ResourceItem
 from crawler.dns import blocked_reason
 
 # Links to these are recorded but never fetched: they are not pages.
@@ -132,6 +132,8 @@ class ClinicsSpider(scrapy.Spider):
         spider.max_url_length = s.getint("URLLENGTH_LIMIT", 2083)
         spider.use_sitemaps = s.getbool("STEMWATCH_SITEMAPS", True)
         spider.sitemap_maxsize = s.getint("DOWNLOAD_MAXSIZE")
+        spider.page_resources = s.getbool("STEMWATCH_PAGE_RESOURCES")
+        spider.max_resources = s.getint("STEMWATCH_PAGE_RESOURCES_MAX", 30)
         return spider
 
     @classmethod
@@ -351,7 +353,36 @@ class ClinicsSpider(scrapy.Spider):
                 if req is not None:
                     yield req
         item["links"] = list(dict.fromkeys(links))
+        if self.page_resources and kind == "html":
+            item["resources"] = []
+            for req in self.resource_requests(response, item["site"]):
+                item["resources"].append(req.url)
+                yield req
         yield item
+
+    def resource_requests(self, response, site: str):
+        """The page's own stylesheets and images, on its site (the dupe filter fetches each once)."""
+        found = response.css('link[rel~="stylesheet"]::attr(href), img::attr(src)').getall()
+        urls = []
+        for ref in found:
+            url = response.urljoin(ref.strip())
+            if url.startswith(("http://", "https://")) and self.in_scope(url) == site and url not in urls:
+                urls.append(url)
+        for url in urls[: self.max_resources]:
+            yield scrapy.Request(url, callback=self.parse_resource, errback=self.aux_failed,
+                                 meta={"site": site, "stemwatch_kind": "resource", "download_slot": site,
+                                       "dont_obey_robotstxt": False})
+
+    def parse_resource(self, response):
+        capture = response.meta.get(META_KEY)
+        if not capture:
+            return
+        yield ResourceItem(
+            crawl_id=self.crawl_id, site=response.meta.get("site"), url=response.request.url,
+            status=response.status,
+            content_type=(response.headers.get("Content-Type") or b"").decode("latin-1") or None,
+            fetched_at=capture["date"][:19] + "Z", warc_file=capture["file"], warc_offset=capture["offset"],
+            warc_length=capture["length"], warc_record_id=capture["record_id"])
 
     def failed(self, failure):
         request = failure.request
