@@ -141,3 +141,29 @@ def test_near_miss_pages_promote_nothing(demo_run):
                 [slug_site[slug], f"%{path}"],
             ))
             assert rows == [], f"{slug}{path}: {rows}"
+
+
+def test_the_largest_clinics_evidence_report_prints_under_ten_pages(demo_run, tmp_path):
+    """The demo clinic with the most promoted claims, exported and printed as a regulator gets it."""
+    import os
+    import shutil
+    import zipfile
+
+    if not (shutil.which("chromium") and shutil.which("pdfinfo")):
+        if os.environ.get("STEMWATCH_REQUIRE_BROWSER") == "1":
+            pytest.fail("Chromium and pdfinfo are required (STEMWATCH_REQUIRE_BROWSER=1)")
+        pytest.skip("no Chromium or pdfinfo")
+    _, db, _ = demo_run
+    [(site, claims)] = db.execute(
+        "select s.name, count(*) n from claims c join sites s on s.domain = c.site "
+        "where c.stance = 'promoted' group by c.site order by n desc limit 1").fetchall()
+    assert claims > 50  # large enough to be a fair test of the layout
+    bundle = tmp_path / "largest.zip"
+    result = subprocess.run([*STEMWATCH, "export", "--db", str(db.conn.execute("pragma database_list").fetchone()[2]),
+                             "--site", site, "--out", str(bundle), "--unsigned"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (tmp_path / "report.pdf").write_bytes(zipfile.ZipFile(bundle).read("report.pdf"))
+    info = subprocess.run(["pdfinfo", str(tmp_path / "report.pdf")], capture_output=True, text=True, check=True)
+    pages = int(next(line.split()[-1] for line in info.stdout.splitlines() if line.startswith("Pages:")))
+    assert 2 <= pages < 10
