@@ -20,6 +20,9 @@ COMMANDS = [
     ["backup", "{out}.db"],
     ["serve", "--port", "0"],
     ["upgrade"],
+    ["users", "add", "ana", "--password-stdin"],
+    ["users", "list"],
+    ["users", "remove", "ana"],
 ]
 
 
@@ -51,7 +54,7 @@ FILES = [("empty", "is an empty file, not a stemwatch database"),
 
 
 @pytest.mark.parametrize("kind,message", FILES, ids=[f[0] for f in FILES])
-@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: a[0])
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: "-".join(a[:2]) if a[0] == "users" else a[0])
 def test_a_file_that_is_not_a_stemwatch_database_is_refused_untouched(request, tmp_path, kind, message, args):
     path = request.getfixturevalue(kind)
     before = _digest(path)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import http.cookiejar
 import json
-import re
 import subprocess
 import urllib.error
 import urllib.parse
@@ -14,7 +12,10 @@ import pytest
 
 from analysis.web.plugin import highlight
 from analysis.models import Claim, PageAnalysis
+from analysis.store.reviewers import add_reviewer
+from analysis.store.reviews import MAX_NOTE
 from conftest import REPO, STEMWATCH, free_port, wait_for_http
+from signin_helpers import PASSWORD, Browser
 
 
 def _seed_db(store):
@@ -28,6 +29,7 @@ def _seed_db(store):
                   15, 29, "cure-verb-condition", "high", "No trial shows stem cells cure autism.")
     store.add_analyses([(page, PageAnalysis(page_kind="clinic", claims=[claim], detector_version="t"))])
     store.finish_crawl(crawl, "finished")
+    add_reviewer(store.db, "ana", PASSWORD)
 
 
 @pytest.fixture
@@ -103,30 +105,27 @@ def test_journalist_marks_a_claim_through_datasette(served, db_path):
     base, name = served
     status, html = _get(f"{base}/{name}/claims")
     assert "mark_claim?claim_id=1" in html
-    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-    with browser.open(f"{base}/{name}/mark_claim?claim_id=1", timeout=10) as r:
-        form = r.read().decode()
-    assert 'name="verdict"' in form
-    token = re.search(r'name="csrftoken" value="([^"]+)"', form).group(1)
-    data = urllib.parse.urlencode(
-        {"claim_id": "1", "verdict": "confirmed", "note": "still on the site", "reviewer": "ana", "csrftoken": token}
-    ).encode()
-    with browser.open(urllib.request.Request(f"{base}/{name}/mark_claim", data=data), timeout=10) as r:
-        assert r.status == 200
+    browser = Browser(base)
+    status, form, url = browser.sign_in("ana", next_path=f"/{name}/mark_claim?claim_id=1")
+    assert url == f"{base}/{name}/mark_claim?claim_id=1" and 'name="verdict"' in form
+    assert 'name="reviewer"' not in form and "Signed in as <strong>ana</strong>" in form
+    token = browser.token(f"/{name}/mark_claim?claim_id=1")
+    data = {"claim_id": "1", "verdict": "confirmed", "note": "still on the site", "csrftoken": token}
+    status, body, _ = browser.open(f"/{name}/mark_claim", data)
+    assert status == 200 and "Verdict recorded." in body
     status, body = _get(f"{base}/{name}/claim_verdicts.json?_shape=array")
     [verdict] = json.loads(body)
     assert (verdict["verdict"], verdict["reviewer"], verdict["note"]) == ("confirmed", "ana", "still on the site")
-    # A verdict outside the three allowed, or on a claim that does not exist, is refused.
-    for bad_claim, bad_verdict in (("1", "maybe"), ("999", "confirmed")):
-        bad = urllib.parse.urlencode({"claim_id": bad_claim, "verdict": bad_verdict, "note": "", "reviewer": "",
-                                      "csrftoken": token}).encode()
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            browser.open(urllib.request.Request(f"{base}/{name}/mark_claim", data=bad), timeout=10)
-        assert refused.value.code == 400 and "Not recorded" in refused.value.read().decode()
-    # A POST without the form's cookie and token (curl, or a page on another site) writes nothing.
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(urllib.request.Request(f"{base}/{name}/mark_claim", data=data), timeout=10)
-    assert refused.value.code == 403 and "no CSRF token" in refused.value.read().decode()
+    # A verdict outside the three allowed, on a claim that does not exist, or with a note
+    # over the limit is refused.
+    too_long = "x" * (MAX_NOTE + 1)
+    for bad_claim, bad_verdict, note in (("1", "maybe", ""), ("999", "confirmed", ""), ("1", "unsure", too_long)):
+        bad = {"claim_id": bad_claim, "verdict": bad_verdict, "note": note, "csrftoken": token}
+        status, body, _ = browser.open(f"/{name}/mark_claim", bad)
+        assert status == 400 and "Not recorded" in body
+    # A POST without the form's cookies (curl, or a page on another site) writes nothing.
+    status, body, _ = browser.open(f"/{name}/mark_claim", data, cookies=False)
+    assert status == 403 and "no CSRF token" in body
     # A request naming another host (a DNS-rebinding page) is refused, reads included.
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(urllib.request.Request(f"{base}/{name}/claims.json", headers={"Host": "evil.example"}),
@@ -166,7 +165,7 @@ def test_plain_datasette_shows_what_serve_shows(fresh_db, db_path):
         assert status == 200 and 'href="/' + name + '/mark_claim?claim_id=1"' in html
         assert "One row per claim flagged on a page in a crawl." in html
         status, html = _get(f"{base}/{name}/mark_claim?claim_id=1")
-        assert status == 200 and "Mark a claim" in html and 'name="verdict"' in html
+        assert status == 200 and "Mark a claim" in html and "Sign in to record a verdict" in html
         assert "<mark>reverse autism</mark>" in html  # the claim itself, before the verdict
         status, body = _get(f"{base}/{name}/claims_to_review.json?_shape=array&category=&site=")
         assert [r["claim_id"] for r in json.loads(body)] == [1]
@@ -183,6 +182,7 @@ def test_serve_refuses_a_public_address_unless_read_only(db_path, fresh_db):
     fresh_db.close()
     result = CliRunner().invoke(cli, ["serve", "--db", str(db_path), "--host", "0.0.0.0"])
     assert result.exit_code == 1 and "--public-read-only" in result.output
+    assert "stemwatch users add NAME" in result.output
 
 
 def test_a_read_only_serve_records_no_verdict(fresh_db, db_path):
@@ -194,13 +194,15 @@ def test_a_read_only_serve_records_no_verdict(fresh_db, db_path):
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for_http(f"{base}/-/versions.json", proc=proc)
-        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-        with browser.open(f"{base}/{db_path.stem}/mark_claim?claim_id=1", timeout=10) as r:
-            token = re.search(r'name="csrftoken" value="([^"]+)"', r.read().decode()).group(1)
-        data = urllib.parse.urlencode({"claim_id": "1", "verdict": "confirmed", "csrftoken": token}).encode()
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            browser.open(urllib.request.Request(f"{base}/{db_path.stem}/mark_claim", data=data), timeout=10)
-        assert refused.value.code == 403 and "read-only" in refused.value.read().decode()
+        browser = Browser(base)
+        status, form, _ = browser.open(f"/{db_path.stem}/mark_claim?claim_id=1")
+        assert status == 200 and "<mark>reverse autism</mark>" in form and "served read-only" in form
+        assert 'name="verdict"' not in form
+        # no one signs in, and a verdict is refused before any token or reviewer is looked at
+        status, body, _ = browser.open("/-/stemwatch-login", {"name": "ana", "password": PASSWORD})
+        assert status == 403 and "read-only" in body and browser.cookie("ds_actor") is None
+        status, body, _ = browser.open(f"/{db_path.stem}/mark_claim", {"claim_id": "1", "verdict": "confirmed"})
+        assert status == 403 and "read-only" in body
         status, body = _get(f"{base}/{db_path.stem}/reviews.json?_shape=array")
         assert json.loads(body) == []
     finally:

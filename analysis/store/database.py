@@ -178,6 +178,18 @@ def m008_warc_captures(db: sqlite_utils.Database):
         if name not in db["pages"].columns_dict:
             db["pages"].add_column(name, kind)
 
+
+@MIGRATIONS()
+def m009_reviewers(db: sqlite_utils.Database):
+    """reviewers: who may sign in to Datasette and record verdicts, each password kept only
+    as its PBKDF2 hash (analysis/store/reviewers.py). It touches no other table."""
+    db["reviewers"].create(
+        {"name": str, "password_hash": str, "created_at": str, "disabled": int},
+        pk="name", not_null={"password_hash", "created_at", "disabled"}, defaults={"disabled": 0},
+        if_not_exists=True,
+    )
+
+
 @MIGRATIONS()
 def m010_page_resources(db: sqlite_utils.Database):
     """page_resources: stylesheets and images fetched with a page so its capture

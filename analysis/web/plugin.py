@@ -13,6 +13,8 @@ from markupsafe import Markup, escape
 from analysis.detect.text import match_span
 from analysis.display import has_hidden, visible
 from analysis.web.csvsafe import CsvRewriter
+from analysis.web.signin import (
+    SIGNIN_PATH, csrf_refusal, login_alias, read_only, signed_in_reviewer, signin_url, signin_view)
 
 
 STEMWATCH_TABLES = {"claims", "crawls", "pages"}  # a database holding these is a stemwatch one
@@ -49,15 +51,16 @@ def host_of(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
-def write_refusal(request) -> str | None:
-    """Why a POST may not write, or None. Datasette checks the CSRF token only of a request
-    that carries cookies, so a cookie-less POST (curl, or a page on another site whose
-    cross-site request the browser sends without cookies) must be refused here."""
-    if os.environ.get("STEMWATCH_READ_ONLY") == "1":
+def write_refusal(datasette, request, form: dict, reviewer: str | None) -> str | None:
+    """Why a POST may not write, or None: a read-only Datasette, a form without this
+    Datasette's CSRF token (checked with or without cookies), or no signed-in reviewer
+    (analysis.web.signin)."""
+    if read_only():
         return "this Datasette is served read-only"
-    if "ds_csrftoken" not in request.cookies:
-        return "send the form from this Datasette's review page (no CSRF token)"
-    return None
+    refusal = csrf_refusal(datasette, request, form)
+    if refusal is None and reviewer is None:
+        return "sign in as a reviewer of this database to record a verdict"
+    return refusal
 
 
 @hookimpl
@@ -68,7 +71,7 @@ def asgi_wrapper(datasette):
                 await app(scope, receive, send)
                 return
             # read-only, it serves what it would show anyone: any name may reach it
-            if os.environ.get("STEMWATCH_READ_ONLY") != "1":
+            if not read_only():
                 headers = dict(scope.get("headers") or [])
                 host = host_of(headers.get(b"host", b"").decode("latin-1"))
                 if host and host not in allowed_hosts():
@@ -135,14 +138,19 @@ def spreadsheet_safe_csv(datasette, scope, send):
     return sending
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # before datasette-auth-passwords' routes: /-/login is answered here
 def register_routes(datasette):
-    return [(r"^/(?P<database>[^/]+)/mark_claim$", review_view)]
+    return [
+        (r"^/(?P<database>[^/]+)/mark_claim$", review_view),
+        (rf"^{SIGNIN_PATH}$", signin_view),
+        (r"^/-/login$", login_alias),
+    ]
 
 
 async def review_view(datasette, request):
     """The review form (GET) and the verdict it records (POST), through the one
-    validated writer, analysis.store.reviews.add_review."""
+    validated writer, analysis.store.reviews.add_review, under the signed-in reviewer's
+    name. Anyone may read the claim; only a signed-in reviewer may record a verdict."""
     from datasette.utils.asgi import Response
 
     from analysis.store.database import StoreError
@@ -153,17 +161,18 @@ async def review_view(datasette, request):
         db = datasette.get_database(name)
     except KeyError:
         return Response.html("No such database", status=404)
+    params = dict(await request.post_vars()) if request.method == "POST" else dict(request.args)
+    reviewer = None if read_only() else await signed_in_reviewer(datasette, request, db)
     if request.method == "POST":
-        refusal = write_refusal(request)
+        refusal = write_refusal(datasette, request, params, reviewer)
         if refusal:
             return Response.html(f"<p>Not recorded: {escape(refusal)}</p>", status=403)
-    params = dict(await request.post_vars()) if request.method == "POST" else dict(request.args)
     claim_id = (params.get("claim_id") or "").strip()
     message, status = None, 200
     if request.method == "POST":
         def write(conn):
             return add_review(sqlite_utils.Database(conn), claim_id, params.get("verdict") or "",
-                              params.get("note"), params.get("reviewer"))
+                              params.get("note"), reviewer)
         try:
             await db.execute_write_fn(write, block=True)
             message = "Verdict recorded."
@@ -175,7 +184,8 @@ async def review_view(datasette, request):
     html = await datasette.render_template(
         "stemwatch_review.html",
         {"database": name, "claim_id": claim_id, "claim": claim, "verdicts": VERDICTS, "max_note": MAX_NOTE,
-         "message": message, "highlighted": highlight(claim["sentence"], claim["text"]) if claim else ""},
+         "message": message, "highlighted": highlight(claim["sentence"], claim["text"]) if claim else "",
+         "reviewer": reviewer, "read_only": read_only(), "signin_url": signin_url(datasette, request)},
         request=request)
     return Response.html(html, status=status)
 
@@ -331,6 +341,7 @@ DATABASE_METADATA = {
                         "facets": ["outbound", "target_site"],
                     },
                     "snapshots": {"hidden": True},
+                    "reviewers": {"hidden": True},  # never served either (analysis.web.signin)
                     "_sqlite_migrations": {"hidden": True},  # the schema's bookkeeping
                     "claim_changes": {
                         "description": (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -16,6 +17,8 @@ def make_datasette(db_path: str | Path):
     return Datasette(
         files=[str(db_path)],
         settings={"facet_time_limit_ms": 500, "sql_time_limit_ms": 3000},
+        # as `datasette` reads it: with it, reviewers stay signed in across restarts
+        secret=os.environ.get("DATASETTE_SECRET") or None,
     )
 
 
@@ -23,8 +26,6 @@ def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8001, read_o
     """Run Datasette until interrupted. The caller has opened the database
     with Store first, which refuses a bad file and upgrades an old one. The host it
     listens on is one the plugin answers to; read_only: the review form writes nothing."""
-    import os
-
     import uvicorn
 
     from analysis.web.plugin import LOOPBACK_HOSTS
