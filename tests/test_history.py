@@ -179,3 +179,17 @@ def test_changes_command_table_and_json(two_crawls, db_path):
     assert sorted(r["change"] for r in rows) == ["new", "removed", "removed"]
     bad = CliRunner().invoke(cli, ["changes", "--db", str(db_path), "--since", "yesterday"])
     assert bad.exit_code != 0 and "crawl id" in bad.output
+
+
+@pytest.mark.parametrize("site, found", [(SITE, True), (f"https://{SITE}/offer", True), ("nosuch.example.org", False)])
+def test_changes_site_by_domain_or_url_and_unknown_named(two_crawls, db_path, site, found):
+    store, c1, _ = two_crawls
+    store.db["sites"].update(SITE, {"name": "Regen Clinic"})
+    store.close()
+    result = CliRunner().invoke(cli, ["changes", "--db", str(db_path), "--since", str(c1), "--site", site])
+    if found:
+        assert result.exit_code == 0 and "1 new, 2 removed" in result.output, result.output
+    else:
+        assert result.exit_code == 1 and "no site 'nosuch.example.org'" in result.output
+    by_name = CliRunner().invoke(cli, ["changes", "--db", str(db_path), "--since", str(c1), "--site", "regen clinic"])
+    assert "1 new, 2 removed" in by_name.output

@@ -14,7 +14,7 @@ from pathlib import Path
 @click.option("--since", metavar="CRAWL_ID|DATE",
               help="Changes observed after this crawl, or on/after this UTC date "
                    "(default: the latest crawl of each site)")
-@click.option("--site", help="Only this site (its domain, as in the sites table)")
+@click.option("--site", help="Only this site: its name, its domain, or a URL on it")
 @db_option
 @format_option()
 def changes(since, site, db_path, fmt):
@@ -34,7 +34,14 @@ def changes(since, site, db_path, fmt):
         when = parse_since(since)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--since")
+    from analysis.store.database import StoreError
+    from analysis.store.queries import resolve_site
+
     with open_db(db_path, read_only=True) as store:
+        try:
+            site = resolve_site(store, site) if site else None
+        except StoreError as e:
+            raise click.ClickException(str(e))
         rows = query(store.db, when, site)
     click.echo(format_rows(rows, fmt, format_changes))
 

@@ -41,7 +41,7 @@ from analysis.evidence.warc import (
     CaptureError, CapturedResponse, Sha256WARCWriter, http_reason, page_capture, read_capture,
 )
 from analysis.store.database import Store, StoreError
-from analysis.store.queries import select_claims
+from analysis.store.queries import resolve_site, select_claims
 
 CLAIM_FIELDS = [
     "claim_id", "claim_key", "site", "site_name", "url", "captured_at", "http_status",
@@ -101,27 +101,6 @@ def sha256_label(data: bytes) -> str:
 
 
 # -- what to export ------------------------------------------------------------------
-def resolve_site(store: Store, text: str) -> str:
-    """A site's key from its key, its name (any case) or a URL on it."""
-    from analysis.store.sites import site_key
-
-    value = text.strip()
-    rows = store.db.execute(
-        "select domain from sites where domain = ? or lower(name) = lower(?)", [value, value]).fetchall()
-    if not rows and ("/" in value or "." in value):
-        try:
-            key = site_key(value if "//" in value else "http://" + value)
-        except ValueError:
-            key = None
-        if key:
-            rows = store.db.execute("select domain from sites where domain = ?", [key]).fetchall()
-    if not rows:
-        known = [r[0] for r in store.db.execute("select domain from sites order by domain limit 8")]
-        hint = f"; known sites: {', '.join(known)}" + ("..." if len(known) == 8 else "") if known else ""
-        raise EvidenceError(f"no site {text!r} in {store.path}{hint}")
-    return rows[0][0]
-
-
 def choose_claims(store: Store, *, site=None, claim_ids=(), category=None, stance="promoted",
                   crawl_id=None, verdict=None) -> list[dict]:
     if crawl_id is not None and not store.db.execute("select 1 from crawls where id = ?", [crawl_id]).fetchone():

@@ -7,7 +7,7 @@ history_sql.py.
 
 from __future__ import annotations
 
-from analysis.store.database import Store, utcnow, write_transaction
+from analysis.store.database import Store, StoreError, utcnow, write_transaction
 
 # A claim (alias c) of its site's latest crawl: "what the site says now".
 LATEST_CRAWL = "c.crawl_id = (select max(p2.crawl_id) from pages p2 where p2.site = c.site)"
@@ -63,6 +63,27 @@ def detected_verdicts(store: Store) -> dict[str, str]:
     return dict(store.db.execute(
         "select v.claim_key, v.verdict from claim_verdicts v "
         "where exists (select 1 from claims c where c.claim_key = v.claim_key)").fetchall())
+
+
+def resolve_site(store: Store, text: str) -> str:
+    """A site's key from its key, its name (any case) or a URL on it."""
+    from analysis.store.sites import site_key
+
+    value = text.strip()
+    rows = store.db.execute(
+        "select domain from sites where domain = ? or lower(name) = lower(?)", [value, value]).fetchall()
+    if not rows and ("/" in value or "." in value):
+        try:
+            key = site_key(value if "//" in value else "http://" + value)
+        except ValueError:
+            key = None
+        if key:
+            rows = store.db.execute("select domain from sites where domain = ?", [key]).fetchall()
+    if not rows:
+        known = [r[0] for r in store.db.execute("select domain from sites order by domain limit 8")]
+        hint = f"; known sites: {', '.join(known)}" + ("..." if len(known) == 8 else "") if known else ""
+        raise StoreError(f"no site {text!r} in {store.path}{hint}")
+    return rows[0][0]
 
 
 def select_claims(store: Store, *, site=None, claim_ids=(), category=None, stance="promoted", crawl_id=None):
