@@ -15,6 +15,11 @@ User-Agent and the crawl settings. A resumed crawl opens a new file in the
 set rather than appending to one a kill may have cut short. Digests are
 SHA-256 (the same algorithm as the snapshot store). Where the record is
 stored goes into request.meta["stemwatch_warc"], for the page's row.
+
+A page rendered in Chromium (crawler/render.py) comes back through here too,
+its body the DOM after the scripts ran. What the server sent is recorded as the
+`response` record (from what the browser received, kept by the render handler),
+and the DOM as a `conversion` record with WARC-Refers-To naming that response.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from warcio.statusandheaders import StatusAndHeaders
 
 from analysis import __version__
 from analysis.evidence.warc import Sha256WARCWriter, http_reason
+from crawler.render import HOPS
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +73,7 @@ class CaptureRef:
     length: int  # the response record and its request record
     record_id: str  # WARC-Record-ID of the response record
     date: str  # WARC-Date, ISO 8601 UTC
+    rendered_record_id: str | None = None  # the conversion record of a rendered page's DOM
 
     def as_meta(self) -> dict:
         return asdict(self)
@@ -145,6 +152,9 @@ class WarcSet:
             self._open()
         date = warc_date(moment)
         warc_headers = {"WARC-Date": date}
+        hops = request.meta.get(HOPS) if "playwright" in response.flags else None
+        if hops:
+            return self._write_rendered(request, response, hops[-1], date)
         ip = remote_ip(response)
         if ip:
             warc_headers["WARC-IP-Address"] = ip
@@ -169,6 +179,45 @@ class WarcSet:
         self.records += 2
         return CaptureRef(self.name, offset, self.out.tell() - offset,
                           resp.rec_headers.get_header("WARC-Record-ID"), date)
+
+    def _write_rendered(self, request, response, hop: dict, date: str) -> CaptureRef:
+        """A rendered page: what the server sent the browser (a response record, its
+        body decoded as Playwright hands it over, so Content-Encoding goes; no
+        WARC-IP-Address, which Playwright does not report), the browser's request,
+        then the DOM after its scripts ran as a `conversion` record referring to the
+        response. One byte range holds the three."""
+        status = f"{hop['status']} {http_reason(hop['status'])}".strip()
+        headers = [(k, v) for k, v in hop["headers"]
+                   if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+        headers.append(("Content-Length", str(len(hop["body"]))))
+        resp = self.writer.create_warc_record(
+            hop["url"], "response", payload=BytesIO(hop["body"]), length=len(hop["body"]),
+            http_headers=StatusAndHeaders(status, headers, protocol="HTTP/1.1"),
+            warc_headers_dict={"WARC-Date": date},
+        )
+        parts = urlsplit(hop["url"])
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        req_headers = [(k, v) for k, v in hop["request_headers"] if not k.startswith(":")]
+        if not any(k.lower() == "host" for k, _ in req_headers):
+            req_headers.insert(0, ("Host", parts.netloc))
+        req = self.writer.create_warc_record(
+            hop["url"], "request", payload=BytesIO(b""), length=0,
+            http_headers=StatusAndHeaders(f"{hop['method']} {target} HTTP/1.1", req_headers, is_http_request=True),
+            warc_headers_dict={"WARC-Date": date},
+        )
+        resp_id = resp.rec_headers.get_header("WARC-Record-ID")
+        conversion = self.writer.create_warc_record(
+            response.url, "conversion", payload=BytesIO(response.body), length=len(response.body),
+            warc_content_type=f"text/html; charset={response.encoding or 'utf-8'}",
+            warc_headers_dict={"WARC-Date": date, "WARC-Refers-To": resp_id},
+        )
+        offset = self.out.tell()
+        self.writer.write_request_response_pair(req, resp)
+        self.writer.write_record(conversion)
+        self.out.flush()
+        self.records += 3
+        return CaptureRef(self.name, offset, self.out.tell() - offset, resp_id, date,
+                          rendered_record_id=conversion.rec_headers.get_header("WARC-Record-ID"))
 
     def close(self):
         if self.out is not None:
@@ -225,7 +274,7 @@ class WarcCapture:
             self.crawler.stats.inc_value("stemwatch/warc_errors")
             logger.error("cannot write the WARC capture of %s: %s", response.url, e)
             return response
-        self.crawler.stats.inc_value("stemwatch/warc_records", 2)
+        self.crawler.stats.inc_value("stemwatch/warc_records", 3 if ref.rendered_record_id else 2)
         request.meta[META_KEY] = ref.as_meta()
         return response
 

@@ -34,6 +34,13 @@ class PageItem(scrapy.Item):
     warc_length = scrapy.Field()
     warc_record_id = scrapy.Field()
     resources = scrapy.Field()  # URLs of its stylesheets and images (with STEMWATCH_PAGE_RESOURCES)
+    # Rendering in Chromium (crawler/render.py): `body` and `text` are then the DOM after
+    # the scripts ran, `raw_body` what the server sent (stored as pages.raw_sha256).
+    rendered = scrapy.Field()  # 1: text and body are the rendered DOM's
+    render_reason = scrapy.Field()  # why rendering was asked: crawl (--render js), seed, auto
+    render_error = scrapy.Field()  # rendering was asked and failed: stored as the server sent it
+    raw_body = scrapy.Field()
+    rendered_record_id = scrapy.Field()  # WARC conversion record of the DOM
 
 
 class ResourceItem(scrapy.Item):

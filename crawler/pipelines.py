@@ -32,6 +32,7 @@ PAGE_COLUMNS = (
     "site", "url", "final_url", "status", "content_type", "fetched_at", "size", "title",
     "text", "error", "depth", "referer", "headers", "body", "links",
     "warc_file", "warc_offset", "warc_length", "warc_record_id", "resources",
+    "rendered", "render_reason", "render_error", "raw_body", "rendered_record_id",
 )
 DETECT_BATCH = 64
 MAX_IN_FLIGHT = 2  # detection batches submitted at once

@@ -58,6 +58,24 @@ STEMWATCH_WARC_MAX_BYTES = 1_000_000_000
 STEMWATCH_PAGE_RESOURCES = False
 STEMWATCH_PAGE_RESOURCES_MAX = 30
 
+# Rendering in headless Chromium (crawler/render.py), through scrapy-playwright,
+# only where needed. STEMWATCH_RENDER: "off" (never), "auto" (the seeds whose
+# render column says js, and pages the auto rule judges), "js" (every page).
+STEMWATCH_RENDER = "auto"
+# The auto rule: an HTML page with fewer visible words than this that runs a
+# script is fetched again, rendered (0: no page is judged so).
+STEMWATCH_RENDER_AUTO_WORDS = 25
+# The browser: STEMWATCH_CHROMIUM (or that environment variable), else
+# /usr/bin/chromium. Without it, or without scrapy-playwright, rendering is off
+# (one warning) and the crawl is the plain one.
+STEMWATCH_CHROMIUM = None
+# Pages rendered at once (one browser, one context), the longest one page may
+# take (seconds, then it is stored as the server sent it), and how long to wait
+# after the load event for the network to go quiet (a script's data).
+STEMWATCH_RENDER_PAGES = 2
+STEMWATCH_RENDER_TIMEOUT = 30
+STEMWATCH_RENDER_SETTLE = 2.0
+
 # --- identity ---------------------------------------------------------------
 # %(contact)s is filled in from STEMWATCH_CONTACT by the spider at start.
 USER_AGENT = "stemwatch/0.1 (+research crawler of stem-cell clinic marketing; contact: %(contact)s)"

@@ -15,6 +15,9 @@ def _print_summary(summary: dict):
         f"Crawl {crawl['id']} {crawl['status']}: {crawl['pages'] - failed} pages fetched, "
         f"{failed} failed, {crawl['claims']} claims"
     )
+    if crawl.get("rendered"):
+        click.echo(f"{crawl['rendered']} page(s) rendered in Chromium (pages.rendered = 1; what the server sent "
+                   "is pages.raw_sha256)")
     if crawl.get("not_analysed"):
         click.echo(f"{crawl['not_analysed']} page(s) could not be analysed: their reason is in "
                    "pages.analysis_error; the other pages keep their claims")
@@ -105,13 +108,16 @@ def demo(db_path, do_serve, port, sites_port):
               help="Override a Scrapy or STEMWATCH_* setting (see crawler/settings.py); repeatable")
 @click.option("--page-resources", is_flag=True,
               help="Also capture each page's own stylesheets and images, so evidence replays as seen")
+@click.option("--render", "render", type=click.Choice(["off", "auto", "js"]), default=None,
+              help="Render pages in headless Chromium: js every page, auto (the default) the pages that "
+                   "hold almost no text but run scripts and the seeds whose render column says js, off none")
 @click.option("--verbose", "-v", is_flag=True, help="Show Scrapy's log")
 def crawl(seeds, db_path, max_pages_per_site, allow_hosts, contact, resume, scrapy_settings, page_resources,
-          verbose):
+          render, verbose):
     """Crawl clinic sites politely and flag their claims.
 
     SEED is a URL or a CSV file with a `url` column (optional name, country,
-    state, notes, ...). Each seed's site (its registrable domain) is crawled
+    state, notes, render, ...). Each seed's site (its registrable domain) is crawled
     up to the page cap; robots.txt is obeyed; internal addresses are refused
     unless allowed with --allow-host. Failed pages are recorded with their
     error and do not stop the crawl. Progress goes to stderr.
@@ -131,6 +137,8 @@ def crawl(seeds, db_path, max_pages_per_site, allow_hosts, contact, resume, scra
     overrides.setdefault("LOG_LEVEL", "INFO" if verbose else "WARNING")
     if page_resources:
         overrides["STEMWATCH_PAGE_RESOURCES"] = True
+    if render:
+        overrides["STEMWATCH_RENDER"] = render
     seed_list = None
     if not resume:
         try:

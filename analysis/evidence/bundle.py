@@ -38,7 +38,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from analysis import __version__
 from analysis.display import spreadsheet_safe
 from analysis.evidence.warc import (
-    CaptureError, CapturedResponse, Sha256WARCWriter, http_reason, page_capture, read_capture,
+    CaptureError, CapturedResponse, Sha256WARCWriter, http_reason, page_capture, read_capture, sent_sha256,
 )
 from analysis.store.database import Store, StoreError
 from analysis.store.queries import resolve_site, select_claims
@@ -181,7 +181,7 @@ def gather_pages(store: Store, claims: list[dict]) -> list[BundlePage]:
             captured = capture is not None
             if capture is None:
                 capture = _rebuilt(store, row)
-            elif hashlib.sha256(capture.content).hexdigest() != row["sha256"]:
+            elif hashlib.sha256(capture.content).hexdigest() != sent_sha256(row):
                 raise EvidenceError(f"page {row['id']} ({row['url']}): the stored page is not the captured one")
             resources = page_resources(store, row) if captured else []
             page = pages[row["id"]] = BundlePage(
@@ -245,7 +245,9 @@ def render_screenshots(renderer, pages: list[BundlePage], folder: Path) -> None:
 
     folder.mkdir()
     for i, page in enumerate(pages, 1):
-        captures = {c.url: Capture(url=c.url, status=c.status, headers=c.headers, body=c.content)
+        # a page rendered in Chromium is shown as rendered (its conversion record), scripts off as always
+        captures = {c.url: Capture(url=c.url, status=c.status, headers=c.headers,
+                                   body=c.content if c.rendered is None else c.rendered)
                     for c in [*page.resources, page.capture]}
         shot = renderer.screenshot(page.capture.url, captures, folder / f"page-{i}.png")
         page.screenshot = f"screenshots/page-{i}.png"

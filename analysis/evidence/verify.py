@@ -100,16 +100,21 @@ def _captured_texts(wacz_path: Path) -> dict[str, str]:
                 continue
             with wacz.open(name) as raw:
                 for record in ArchiveIterator(raw):
-                    if record.rec_type != "response":
+                    # a page rendered in Chromium: its text is in the DOM, the conversion record
+                    if record.rec_type not in ("response", "conversion"):
                         continue
                     url = record.rec_headers.get_header("WARC-Target-URI")
                     body = record.content_stream().read()
-                    ctype = record.http_headers.get_header("Content-Type") or ""
+                    if record.rec_type == "response":
+                        ctype = record.http_headers.get_header("Content-Type") or ""
+                    else:
+                        ctype = record.rec_headers.get_header("Content-Type") or "text/html"
                     try:
                         page, _ = read_body(body, ctype, url)
                     except ContentError:
                         continue
-                    texts[url] = "\n".join(filter(None, [page.title or "", page.text or ""]))
+                    text = "\n".join(filter(None, [page.title or "", page.text or ""]))
+                    texts[url] = f"{texts[url]}\n{text}" if url in texts else text
     return texts
 
 

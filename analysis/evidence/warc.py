@@ -6,6 +6,11 @@ response record as received, then its request record. The stored snapshot
 is the body as the crawler read it (after Content-Encoding was undone), so
 agreement means: the record is there with the same record id, its decoded
 payload has the page's SHA-256, and its WARC-Date is the page's fetched_at.
+
+A page rendered in Chromium has a third record in its range: the DOM after the
+scripts ran, a `conversion` record whose WARC-Refers-To names the response. Its
+row's sha256 is the DOM's and raw_sha256 what the server sent, so the response
+record is checked against raw_sha256 and the conversion record against sha256.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 from http import HTTPStatus
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from warcio.archiveiterator import ArchiveIterator
@@ -55,6 +60,8 @@ class CapturedResponse:
     payload_digest: str = ""  # WARC-Payload-Digest: of the payload as sent (still compressed, if it was)
     content_encoding: str | None = None
     records: bytes = field(repr=False, default=b"")  # the raw gzip members (response + request)
+    rendered: bytes | None = field(repr=False, default=None)  # a rendered page's DOM (its conversion record)
+    rendered_record_id: str | None = None
 
 
 def read_capture(path: Path, offset: int, length: int) -> CapturedResponse:
@@ -67,27 +74,33 @@ def read_capture(path: Path, offset: int, length: int) -> CapturedResponse:
         raise CaptureError(f"cannot read the capture {path}: {e.strerror or e}") from e
     if len(raw) != length:
         raise CaptureError(f"{path} is shorter than its index says (record at byte {offset})")
+    found = None
     try:
         for record in ArchiveIterator(io.BytesIO(raw)):
-            if record.rec_type != "response":
-                continue
-            content = record.content_stream().read()
-            http = record.http_headers
-            return CapturedResponse(
-                url=record.rec_headers.get_header("WARC-Target-URI"),
-                record_id=record.rec_headers.get_header("WARC-Record-ID"),
-                date=record.rec_headers.get_header("WARC-Date"),
-                ip_address=record.rec_headers.get_header("WARC-IP-Address"),
-                status=int(http.get_statuscode() or 0),
-                headers=list(http.headers),
-                content=content,
-                payload_digest=record.rec_headers.get_header("WARC-Payload-Digest") or "",
-                content_encoding=http.get_header("Content-Encoding"),
-                records=raw,
-            )
+            if record.rec_type == "response" and found is None:
+                content = record.content_stream().read()
+                http = record.http_headers
+                found = CapturedResponse(
+                    url=record.rec_headers.get_header("WARC-Target-URI"),
+                    record_id=record.rec_headers.get_header("WARC-Record-ID"),
+                    date=record.rec_headers.get_header("WARC-Date"),
+                    ip_address=record.rec_headers.get_header("WARC-IP-Address"),
+                    status=int(http.get_statuscode() or 0),
+                    headers=list(http.headers),
+                    content=content,
+                    payload_digest=record.rec_headers.get_header("WARC-Payload-Digest") or "",
+                    content_encoding=http.get_header("Content-Encoding"),
+                    records=raw,
+                )
+            elif (record.rec_type == "conversion" and found is not None
+                  and record.rec_headers.get_header("WARC-Refers-To") == found.record_id):
+                found = replace(found, rendered=record.content_stream().read(),
+                                rendered_record_id=record.rec_headers.get_header("WARC-Record-ID"))
     except (ArchiveLoadFailed, OSError, ValueError, EOFError) as e:
         raise CaptureError(f"{path}: the record at byte {offset} cannot be read ({e})") from e
-    raise CaptureError(f"{path}: no response record at byte {offset}")
+    if found is None:
+        raise CaptureError(f"{path}: no response record at byte {offset}")
+    return found
 
 
 def page_capture(store: Store, page: dict) -> CapturedResponse | None:
@@ -104,10 +117,24 @@ def page_capture(store: Store, page: dict) -> CapturedResponse | None:
     return capture
 
 
+def sent_sha256(page: dict) -> str | None:
+    """The SHA-256 of what the server sent for a page row: raw_sha256 for a page
+    rendered in Chromium (its sha256 is the DOM's), else sha256."""
+    return page.get("raw_sha256") if page.get("rendered") else page.get("sha256")
+
+
 def capture_problem(page: dict, capture: CapturedResponse) -> str | None:
     """Why a page row and its capture disagree, or None."""
-    if page.get("sha256") and hashlib.sha256(capture.content).hexdigest() != page["sha256"]:
+    sent = sent_sha256(page)
+    if sent and hashlib.sha256(capture.content).hexdigest() != sent:
         return "the stored page is not the captured one (SHA-256 differs)"
+    if page.get("rendered"):
+        if capture.rendered is None:
+            return "rendered, but its capture holds no rendered page (conversion record)"
+        if page.get("sha256") and hashlib.sha256(capture.rendered).hexdigest() != page["sha256"]:
+            return "the stored rendered page is not the captured one (SHA-256 differs)"
+        if page.get("rendered_record_id") and capture.rendered_record_id != page["rendered_record_id"]:
+            return f"rendered record {page['rendered_record_id']} stored, {capture.rendered_record_id} captured"
     if page.get("status") is not None and capture.status != page["status"]:
         return f"status {page['status']} stored, {capture.status} captured"
     if (page.get("fetched_at") or "")[:19] != capture.date[:19]:
@@ -122,9 +149,10 @@ def verify_captures(store: Store) -> dict:
     if "warc_record_id" not in store.db["pages"].columns_dict:
         return {"checked": 0, "problems": [], "uncaptured": store.db["pages"].count}
     captured_crawls = {r[0] for r in store.db.execute("select id from crawls where warc_dir is not null")}
+    rendering = ", rendered, raw_sha256, rendered_record_id" if "rendered" in store.db["pages"].columns_dict else ""
     rows = store.db.query(
         "select id, crawl_id, url, status, fetched_at, sha256, warc_file, warc_offset, warc_length, "
-        "warc_record_id from pages order by id")
+        f"warc_record_id{rendering} from pages order by id")
     for page in rows:
         if not page["warc_record_id"]:
             if page["crawl_id"] not in captured_crawls:

@@ -204,6 +204,21 @@ def m010_page_resources(db: sqlite_utils.Database):
     db["page_resources"].create_index(["crawl_id", "url"], unique=True, if_not_exists=True)
 
 
+@MIGRATIONS()
+def m011_rendered_pages(db: sqlite_utils.Database):
+    """Pages rendered in Chromium (crawler/render.py): pages.rendered (1: sha256, text
+    and claims are the DOM's after the scripts ran), raw_sha256 (what the server sent,
+    kept as a snapshot too), render_reason (why rendering was asked: crawl, seed,
+    auto), render_error (asked, failed: stored as the server sent it) and
+    rendered_record_id (the WARC conversion record of the DOM)."""
+    columns = db["pages"].columns_dict
+    if "rendered" not in columns:
+        db["pages"].add_column("rendered", int, not_null_default=0)
+    for name in ("raw_sha256", "render_reason", "render_error", "rendered_record_id"):
+        if name not in columns:
+            db["pages"].add_column(name, str)
+
+
 @contextmanager
 def write_transaction(db: sqlite_utils.Database):
     """A write transaction that takes the write lock at once (BEGIN IMMEDIATE).
@@ -424,6 +439,9 @@ class Store:
             for page in pages:
                 links = page.pop("links", None) or []
                 body = page.pop("body", None)
+                raw = page.pop("raw_body", None)
+                if page.get("rendered") is None:
+                    page.pop("rendered", None)  # the column's default, 0
                 if isinstance(page.get("headers"), dict):
                     page["headers"] = json.dumps(page["headers"])
                 if isinstance(page.get("resources"), list):
@@ -437,6 +455,8 @@ class Store:
                 if body is not None:
                     page["sha256"] = self._add_snapshot(body)
                     page.setdefault("size", len(body))
+                if raw is not None:  # a rendered page: what the server sent, beside its DOM
+                    page["raw_sha256"] = self._add_snapshot(raw)
                 pid = self.db["pages"].insert(page, alter=True).last_pk
                 ids.append(pid)
                 if links:
@@ -564,6 +584,8 @@ class Store:
         crawl = dict(self.db["crawls"].get(crawl_id))
         crawl["not_analysed"] = self.db.execute(
             "select count(*) from pages where crawl_id = ? and analysis_error is not null", [crawl_id]).fetchone()[0]
+        crawl["rendered"] = self.db.execute(
+            "select count(*) from pages where crawl_id = ? and rendered = 1", [crawl_id]).fetchone()[0]
         statement = "c.site || char(31) || c.category || char(31) || lower(c.sentence)"
         by_cat = list(self.db.query(
             f"select category, stance, count(distinct {statement}) n, count(*) rows from claims c "

@@ -24,6 +24,8 @@ from scrapy.exceptions import (
     IgnoreRequest,
     ResponseDataLossError,
 )
+from scrapy.http import Headers
+from scrapy.responsetypes import responsetypes
 from scrapy.utils.gz import gunzip
 from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
 from twisted.internet.error import (
@@ -44,6 +46,7 @@ from analysis.extract.content import ContentError, read_body
 from crawler.capture import META_KEY
 from crawler.items import PageItem, ResourceItem
 from crawler.dns import blocked_reason
+from crawler import render
 
 # Links to these are recorded but never fetched: they are not pages.
 SKIP_EXTENSIONS = {
@@ -134,6 +137,11 @@ class ClinicsSpider(scrapy.Spider):
         spider.sitemap_maxsize = s.getint("DOWNLOAD_MAXSIZE")
         spider.page_resources = s.getbool("STEMWATCH_PAGE_RESOURCES")
         spider.max_resources = s.getint("STEMWATCH_PAGE_RESOURCES_MAX", 30)
+        spider.render_mode = render.render_mode(s)
+        spider.auto_words = s.getint("STEMWATCH_RENDER_AUTO_WORDS", 25)
+        # why pages cannot be rendered here (said once, when a page would be)
+        spider.render_problem = render.unavailable(s) if spider.render_mode != "off" else None
+        spider.render_warned = False
         return spider
 
     @classmethod
@@ -144,6 +152,7 @@ class ClinicsSpider(scrapy.Spider):
         if "%(contact)s" in ua:
             contact = settings.get("STEMWATCH_CONTACT") or "unknown"
             settings.set("USER_AGENT", ua % {"contact": contact}, priority=settings.getpriority("USER_AGENT"))
+        render.configure(settings)  # only when a page may be rendered: plain crawls stay as they are
 
     # -- resume --------------------------------------------------------------
     def prime(self, stored: list[tuple[str, str]], frontier: list[dict]):
@@ -203,10 +212,73 @@ class ClinicsSpider(scrapy.Spider):
         self.per_site[site] += 1
         self.per_pattern[pattern] += 1
         headers = {"Referer": referer} if referer else None
+        meta = {"site": site, "depth": depth, "stemwatch_kind": "page", "download_slot": site}
+        reason = self.render_reason(site)
+        if reason and self.can_render():
+            meta.update({"playwright": True, render.META: reason})
         return scrapy.Request(
-            canon, callback=self.parse, errback=self.failed, dont_filter=True, headers=headers,
-            meta={"site": site, "depth": depth, "stemwatch_kind": "page", "download_slot": site},
+            canon, callback=self.parse, errback=self.failed, dont_filter=True, headers=headers, meta=meta,
         )
+
+    # -- rendering -------------------------------------------------------------
+    def render_reason(self, site: str) -> str | None:
+        """Why every page of a site is rendered ('crawl': --render js, 'seed': its
+        render column), or None."""
+        wish = render.seed_render(self.sites.get(site) or {})
+        if self.render_mode == "off" or wish == "off":
+            return None
+        if self.render_mode == "js":
+            return "crawl"
+        return "seed" if wish == "js" else None
+
+    def auto_renders(self, site: str) -> bool:
+        return (self.render_mode == "auto" and self.auto_words > 0
+                and render.seed_render(self.sites.get(site) or {}) != "off")
+
+    def can_render(self) -> bool:
+        if self.render_problem and not self.render_warned:
+            self.render_warned = True
+            self.logger.warning("rendering is off: %s; pages are crawled as the server sends them",
+                                self.render_problem)
+        return self.render_problem is None
+
+    def render_request(self, response, item: PageItem):
+        """The page again, rendered (the auto rule judged it): what the server sent the
+        first time goes along, to be stored as it is if rendering fails."""
+        request = response.request
+        plain = {
+            "url": response.url, "status": response.status, "body": response.body,
+            "headers": [(k.decode("latin-1"), v.decode("latin-1")) for k, vs in response.headers.items() for v in vs],
+            "capture": response.meta.get(META_KEY),
+        }
+        meta = {key: request.meta[key] for key in ("site", "depth", "download_slot", "redirect_urls")
+                if key in request.meta}
+        meta.update({"stemwatch_kind": "page", "playwright": True, render.META: "auto",
+                     "stemwatch_url": item["url"], "stemwatch_plain": plain})
+        self.crawler.stats.inc_value("stemwatch/render/auto")
+        referer = request.headers.get("Referer")
+        return scrapy.Request(response.url, callback=self.parse, errback=self.failed, dont_filter=True,
+                              headers={"Referer": referer} if referer else None, meta=meta, priority=10)
+
+    def render_failed(self, failure):
+        """A page whose rendering failed: what the server sent, with the reason."""
+        request = failure.request
+        reason = describe_failure(failure)
+        self.crawler.stats.inc_value("stemwatch/render/failed")
+        self.logger.warning("cannot render %s (%s): stored as the server sent it", request.url, reason)
+        plain = request.meta.get("stemwatch_plain")
+        meta = {k: v for k, v in request.meta.items()
+                if not k.startswith(("playwright", "stemwatch_plain", render.HOPS))}
+        meta["stemwatch_render_error"] = reason
+        if plain is None:
+            # rendered from the start: fetched again, plainly
+            yield request.replace(meta=meta, dont_filter=True, priority=10)
+            return
+        meta[META_KEY] = plain["capture"]
+        replay = request.replace(url=plain["url"], meta=meta)
+        cls = responsetypes.from_args(headers=Headers(plain["headers"]), url=plain["url"], body=plain["body"])
+        yield from self.parse(cls(url=plain["url"], status=plain["status"], headers=Headers(plain["headers"]),
+                                  body=plain["body"], request=replay))
 
     async def start(self):
         for entry in self.frontier:
@@ -286,7 +358,7 @@ class ClinicsSpider(scrapy.Spider):
         capture = request.meta.get(META_KEY) or {}
         item = PageItem(
             site=request.meta.get("site") or site_key(request.url),
-            url=canonicalize(request.meta.get("redirect_urls", [request.url])[0]),
+            url=request.meta.get("stemwatch_url") or canonicalize(request.meta.get("redirect_urls", [request.url])[0]),
             # the capture's time when there is one, so the page and its WARC record agree
             fetched_at=capture["date"][:19] + "Z" if capture else utcnow(),
             warc_file=capture.get("file"), warc_offset=capture.get("offset"),
@@ -296,6 +368,9 @@ class ClinicsSpider(scrapy.Spider):
             final_url=request.url,
             status=None, content_type=None, size=None, title=None, text=None,
             detector_input=None, error=None, headers=None, body=None, links=[],
+            rendered=0, render_reason=request.meta.get(render.META),
+            render_error=request.meta.get("stemwatch_render_error"), raw_body=None,
+            rendered_record_id=capture.get("rendered_record_id"),
         )
         item.update(fields)
         return item
@@ -313,6 +388,10 @@ class ClinicsSpider(scrapy.Spider):
             headers=headers, size=len(response.body),
         )
         self.seen.add(canonicalize(response.url))
+        hops = response.meta.get(render.HOPS) if "playwright" in response.flags else None
+        if hops:
+            # the rendered DOM is the page read; what the server sent is kept beside it
+            item.update(rendered=1, raw_body=hops[-1]["body"])
         if "download_stopped" in response.flags:
             # Not text: recorded from its headers, body never downloaded.
             length = response.headers.get("Content-Length")
@@ -335,6 +414,11 @@ class ClinicsSpider(scrapy.Spider):
         if item["error"]:
             self.crawler.stats.inc_value("stemwatch/content_errors")
             yield item
+            return
+        if (kind == "html" and response.status == 200 and not item["rendered"] and not item["render_reason"]
+                and self.auto_renders(item["site"]) and render.needs_rendering(page.text, response.body, self.auto_words)
+                and self.can_render()):
+            yield self.render_request(response, item)
             return
         item.update(
             title=page.title or None, text=page.text, detector_input=page_input(page, item["url"]),
@@ -386,6 +470,9 @@ class ClinicsSpider(scrapy.Spider):
 
     def failed(self, failure):
         request = failure.request
+        if request.meta.get("playwright") and not failure.check(IgnoreRequest):
+            yield from self.render_failed(failure)
+            return
         error = describe_failure(failure)
         self.crawler.stats.inc_value("stemwatch/fetch_errors")
         response = getattr(failure.value, "response", None)
