@@ -410,6 +410,10 @@ class RenderingDownloadHandler:
             main = False
         try:
             problem = await self.guard.problem(pw.url)
+            if problem and problem.startswith("dns:"):
+                self.stats.inc_value("stemwatch/render/unresolved")
+                await route.abort("namenotresolved")
+                return
             if problem:
                 self._blocked(pw.url, problem, request, main)
                 await route.abort("blockedbyclient")

@@ -51,7 +51,8 @@ class Site:
     prefix ending in '*') to a Reply or to a callable(handler, path, query)
     returning a Reply, or None when it wrote the answer itself."""
 
-    def __init__(self, routes: dict | None = None, default=None, robots: str | None = None):
+    def __init__(self, routes: dict | None = None, default=None, robots: str | None = None,
+                 host: str = "127.0.0.1"):
         self.routes = dict(routes or {})
         if robots is not None:
             self.routes["/robots.txt"] = ok(robots.encode(), "text/plain")
@@ -74,9 +75,9 @@ class Site:
             def do_HEAD(self):
                 site._handle(self)
 
-        self.server = _Server(("127.0.0.1", 0), Handler)
+        self.server = _Server((host, 0), Handler)
         self.port = self.server.server_address[1]
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"http://{host}:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def url(self, path: str = "/") -> str:
