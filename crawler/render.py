@@ -235,14 +235,37 @@ def _header_pairs(headers_array: list[dict]) -> list[tuple[str, str]]:
     return [(h["name"], h["value"]) for h in headers_array]
 
 
-async def _settle(page, timeout_ms: float) -> None:
-    """After the load event: wait until the network is quiet (the data a script
-    fetches), but no longer than timeout_ms; a page that never goes quiet
-    (polling, a chat widget) is taken as it is then."""
-    from playwright.async_api import Error as PlaywrightError
+class _Traffic:
+    """A rendered page's requests in flight (every one passes the route)."""
 
-    with suppress(PlaywrightError, asyncio.TimeoutError):
-        await page.wait_for_load_state("networkidle", timeout=timeout_ms)
+    def __init__(self):
+        self.in_flight = 0
+        self.last_change = time.monotonic()
+
+    def start(self):
+        self.in_flight += 1
+        self.last_change = time.monotonic()
+
+    def end(self):
+        self.in_flight -= 1
+        self.last_change = time.monotonic()
+
+
+# The network counts as quiet after this long with no request in flight: long enough
+# for a script to start the next fetch when the last one ends, far shorter than the
+# half second of Playwright's "networkidle".
+QUIET_SECONDS = 0.2
+
+
+async def _settle(traffic: _Traffic, timeout: float) -> None:
+    """After the load event: wait until the page's requests are done (the data a
+    script fetches), but no longer than timeout; a page that never goes quiet
+    (polling, a chat widget) is taken as it is then."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if traffic.in_flight <= 0 and time.monotonic() - traffic.last_change >= QUIET_SECONDS:
+            return
+        await asyncio.sleep(0.05)
 
 
 class RenderingDownloadHandler:
@@ -259,7 +282,7 @@ class RenderingDownloadHandler:
                                         crawler)
         self.guard = BrowserGuard(allowed_hosts(settings.get("STEMWATCH_ALLOW_HOSTS")))
         self.timeout = max(1.0, settings.getfloat("STEMWATCH_RENDER_TIMEOUT", 30))
-        self.settle_ms = max(0.0, settings.getfloat("STEMWATCH_RENDER_SETTLE", 2.0)) * 1000
+        self.settle = max(0.0, settings.getfloat("STEMWATCH_RENDER_SETTLE", 2.0))
         self.max_redirects = settings.getint("REDIRECT_MAX_TIMES", 5)
         self.max_size = settings.getint("DOWNLOAD_MAXSIZE") or None
         self.fetch_timeout_ms = max(1.0, settings.getfloat("DOWNLOAD_TIMEOUT", 30)) * 1000
@@ -336,13 +359,14 @@ class RenderingDownloadHandler:
     async def _render(self, request):
         browser = await self._browser()
         meta = request.meta
+        traffic = _Traffic()
         async with self.slots:  # the render timeout starts when the page has a slot
             meta.update({
                 "playwright_context": CONTEXT,
                 "playwright_context_kwargs": self.context_kwargs,
                 "playwright_include_page": True,  # closed here, whatever happens
-                "playwright_page_init_callback": self._page_init(request),
-                "playwright_page_methods": [_page_method(self._settle(request))],
+                "playwright_page_init_callback": self._page_init(request, traffic),
+                "playwright_page_methods": [_page_method(self._settle(request, traffic))],
                 HOPS: [],
             })
             for key in ("stemwatch_render_blocked", "stemwatch_render_raw"):
@@ -376,10 +400,10 @@ class RenderingDownloadHandler:
         self.stats.inc_value("stemwatch/render/seconds", round(time.monotonic() - started, 3))
         return response
 
-    def _settle(self, request):
+    def _settle(self, request, traffic: _Traffic):
         async def settle(page) -> None:
             if "stemwatch_render_raw" not in request.meta:  # nothing to wait for on an empty stand-in
-                await _settle(page, self.settle_ms)
+                await _settle(traffic, self.settle)
         return settle
 
     @staticmethod
@@ -391,10 +415,14 @@ class RenderingDownloadHandler:
                    flags=["stemwatch-render-raw"])
 
     # -- routes ------------------------------------------------------------------------
-    def _page_init(self, request):
+    def _page_init(self, request, traffic: _Traffic):
         async def init(page, _request) -> None:
             async def handle(route) -> None:
-                await self._route(route, page, request)
+                traffic.start()
+                try:
+                    await self._route(route, page, request)
+                finally:
+                    traffic.end()
 
             # after scrapy-playwright's own route, so this one is asked first
             await page.route("**", handle)

@@ -329,9 +329,17 @@ DATABASE_METADATA = {
                         "description": "Every fetched page (or failed fetch) of every crawl.",
                         "facets": ["site", "status", "page_kind", "content_type"],
                         "columns": {
-                            "sha256": "SHA-256 of the raw response body, the key of its archived snapshot",
+                            "sha256": ("SHA-256 of the body the text was read from, the key of its archived "
+                                       "snapshot: the raw response body, or for a rendered page its DOM"),
                             "error": "Why the fetch failed, if it did",
-                            "text": "Visible text extracted from the page",
+                            "text": "Visible text extracted from the page (after its scripts ran, if rendered)",
+                            "rendered": ("1: rendered in headless Chromium; text, sha256 and claims are the DOM's "
+                                         "after the page's scripts ran"),
+                            "raw_sha256": "For a rendered page: SHA-256 of what the server sent (also a snapshot)",
+                            "render_reason": ("Why rendering was asked: crawl (--render js), seed (its render "
+                                              "column), auto (little text and a script)"),
+                            "render_error": "Rendering was asked and failed: the page is stored as the server sent it",
+                            "rendered_record_id": "The WARC conversion record holding the rendered DOM",
                         },
                     },
                     "crawls": {"description": "One row per crawl run, with its statistics."},
