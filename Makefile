@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/detect_stages.py
 	$(BIN)/python benchmarks/hostile.py
 	$(BIN)/python benchmarks/crawl.py
+	$(BIN)/python benchmarks/render.py
 
 # Rebuilds the shipped model (data/model/) from the corpus: fixed seeds, same corpus, same model.
 train: $(STAMP)
