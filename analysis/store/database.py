@@ -219,6 +219,16 @@ def m011_rendered_pages(db: sqlite_utils.Database):
             db["pages"].add_column(name, str)
 
 
+@MIGRATIONS()
+def m012_queue_indexes(db: sqlite_utils.Database):
+    """Indexes of the review queue (rules in analysis/store/queue_sql.py): promoted claims
+    in queue order, each site's latest crawl, a claim identity's crawls. Indexes only, on
+    m001's columns and m006's score: nothing else depends on them, nor they on anything else."""
+    from analysis.store.queue_sql import M012_QUEUE_INDEXES
+
+    _execute_statements(db, M012_QUEUE_INDEXES)
+
+
 @contextmanager
 def write_transaction(db: sqlite_utils.Database):
     """A write transaction that takes the write lock at once (BEGIN IMMEDIATE).

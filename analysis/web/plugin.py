@@ -140,10 +140,14 @@ def spreadsheet_safe_csv(datasette, scope, send):
 
 @hookimpl(tryfirst=True)  # before datasette-auth-passwords' routes: /-/login is answered here
 def register_routes(datasette):
+    from analysis.web import captured, claim_page, queue  # the journalist's workspace
+
     return [
         (r"^/(?P<database>[^/]+)/mark_claim$", review_view),
         (rf"^{SIGNIN_PATH}$", signin_view),
         (r"^/-/login$", login_alias),
+        (queue.ROUTE, queue.queue_view), (claim_page.ROUTE, claim_page.claim_view),
+        (captured.WRAPPER_ROUTE, captured.wrapper_view), (captured.DOCUMENT_ROUTE, captured.document_view),
     ]
 
 
@@ -192,7 +196,9 @@ async def review_view(datasette, request):
 
 @hookimpl
 def get_metadata(datasette, key, database, table):
-    return instance_metadata([name for name in datasette.databases if not name.startswith("_")])
+    from analysis.web.queue import workspace_links
+
+    return workspace_links(datasette, instance_metadata([name for name in datasette.databases if not name.startswith("_")]))
 
 
 @hookimpl
@@ -206,16 +212,16 @@ def canned_queries(datasette, database, actor):
 @hookimpl
 def render_cell(row, value, column, table, database, datasette):
     if table == "claims" and column == "claim_key" and isinstance(value, str):
-        # The claim's identity links to the review form, pre-filled with its id.
+        # The claim's identity links to its page and to the review form, pre-filled with its id.
         # (Datasette renders the primary key column itself, so not there.)
-        return Markup('<a href="{path}?claim_id={id}" title="Mark this claim">review</a> {key}').format(
-            id=row["id"], key=value, path=datasette.urls.database(database) + "/mark_claim"
-        )
-    if column == "claim_id" and table is None and isinstance(value, int):
-        # Canned queries: each claim links to the review form.
-        return Markup('<a href="{path}?claim_id={id}" title="Mark this claim">{id}: review</a>').format(
-            id=value, path=datasette.urls.database(database) + "/mark_claim"
-        )
+        return Markup('<a href="{page}/-/claim/{id}" title="The claim in its page">in context</a> · '
+                      '<a href="{page}/mark_claim?claim_id={id}" title="Mark this claim">review</a> {key}').format(
+            id=row["id"], key=value, page=datasette.urls.database(database))
+    if column == "claim_id" and table in (None, "claim_changes", "claim_status", "reviews") and isinstance(value, int):
+        # Canned queries and the history views: each claim links to its page and the review form.
+        return Markup('<a href="{page}/-/claim/{id}" title="The claim in its page">{id}</a>: '
+                      '<a href="{page}/mark_claim?claim_id={id}" title="Mark this claim">review</a>').format(
+            id=value, page=datasette.urls.database(database))
     if column == "sentence" and isinstance(value, str):
         # Any table, view or query that shows a claim's sentence beside its words.
         try:
