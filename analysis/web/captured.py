@@ -35,7 +35,7 @@ from analysis.extract.content import media_type
 from analysis.extract.sniff import is_binary
 from analysis.store import queue as q
 from analysis.store.history import snapshot_problem
-from analysis.web.queue import claim_path, stemwatch_database
+from analysis.web.queue import claim_path, live_href, stemwatch_database
 
 WRAPPER_ROUTE = r"^/(?P<database>[^/]+)/-/claim/(?P<claim_id>[0-9]{1,18})/captured$"
 DOCUMENT_ROUTE = r"^/(?P<database>[^/]+)/-/page/(?P<page_id>[0-9]{1,18})/captured$"
@@ -142,7 +142,7 @@ async def wrapper_view(datasette, request):
         return Response.html(f"No claim {claim_id} in {escape(name)}", status=404)
     html = await datasette.render_template("stemwatch_captured.html", {
         "database": name, "claim": claim, "site": visible(claim["site_name"]), "title": visible(claim["title"] or ""),
-        "url": visible(claim["url"]), "live_url": claim["url"], "captured": claim["sha256"] is not None,
+        "url": visible(claim["url"]), "live_url": live_href(claim["url"]), "captured": claim["sha256"] is not None,
         "document_src": f"{datasette.urls.database(name)}/-/page/{claim['page_id']}/captured",
         "claim_href": claim_path(datasette, name, claim_id), "csp": CSP,
     }, request=request)

@@ -25,7 +25,7 @@ from analysis.store.database import StoreError, write_transaction
 from analysis.store.reviews import MAX_NOTE, VERDICTS, add_review, review_history
 from analysis.web.plugin import write_refusal
 from analysis.web.signin import read_only, signed_in_reviewer, signin_url
-from analysis.web.queue import claim_path, queue_filter, stemwatch_database, taxonomy, with_filter
+from analysis.web.queue import claim_path, live_href, queue_filter, stemwatch_database, taxonomy, with_filter
 
 ROUTE = r"^/(?P<database>[^/]+)/-/claim/(?P<claim_id>[0-9]{1,18})$"
 AROUND = 2  # sentences shown before and after the claim's
@@ -154,7 +154,7 @@ def claim_context(datasette, name: str, f: q.QueueFilter, data: dict, message: s
     return {
         "database": name, "claim": claim, "message": message,
         "site": visible(claim["site_name"]), "country": visible(claim["country"] or ""),
-        "title": visible(claim["title"] or ""), "url": visible(claim["url"]), "live_url": claim["url"],
+        "title": visible(claim["title"] or ""), "url": visible(claim["url"]), "live_url": live_href(claim["url"]),
         "text": visible(claim["text"]), "sentence": visible(claim["sentence"]),
         "paragraphs": context(text, claim["start"], claim["end"]) if words else [],
         "category": category, "stance_meaning": tax.stances.get(claim["stance"], ""),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from functools import lru_cache
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import sqlite_utils
 from datasette.utils import sqlite_timelimit
@@ -57,6 +57,11 @@ def with_filter(path: str, f: q.QueueFilter, **extra) -> str:
     """path?the filter's arguments (and extra ones), for links that keep the filter."""
     args = {**f.query(), **{k: str(v) for k, v in extra.items() if v is not None}}
     return f"{path}?{urlencode(args)}" if args else path
+
+
+def live_href(url: str | None) -> str | None:
+    """A page's address as a link to the live site: only a web address (never javascript:)."""
+    return url if url and urlsplit(url).scheme in ("http", "https") else None
 
 
 def claim_path(datasette, database: str, claim_id: int) -> str:
