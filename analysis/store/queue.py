@@ -76,20 +76,21 @@ def _member_conditions(alias: str, f: QueueFilter) -> tuple[list[str], list]:
 SITES_DRIVE = 100  # a filter naming at most this many sites walks their claims, not the whole queue
 
 
-def _driver(db: sqlite_utils.Database, f: QueueFilter) -> tuple[str, str, list]:
+def _driver(db: sqlite_utils.Database, f: QueueFilter, ordered: bool = True) -> tuple[str, str, list]:
     """FROM clause, WHERE terms and parameters of the shortest walk for this filter: the
-    named sites' latest crawls (a site, or a country of few sites), one category's
-    claims in queue order, or every promoted claim in queue order. INDEXED BY keeps
-    SQLite on the walk's own index (it would rather read a whole category and sort it);
-    without m012 SQLite chooses alone."""
+    named sites' latest crawls (a site, or a country of few sites; for a count, which
+    needs no order, a country of any size), one category's claims in queue order, or
+    every promoted claim in queue order. INDEXED BY keeps SQLite on the walk's own
+    index (it would rather read a whole category and sort it); without m012 SQLite
+    chooses alone."""
     indexed = has_queue_index(db)
     sites: list[str] | None = None
     if f.site:
         sites = [r[0] for r in db.execute("SELECT domain FROM sites WHERE domain = ? OR name = ?", [f.site, f.site])]
     elif f.country:
         found = [r[0] for r in db.execute("SELECT domain FROM sites WHERE country = ? LIMIT ?",
-                                          [f.country, SITES_DRIVE + 1])]
-        sites = found if len(found) <= SITES_DRIVE else None
+                                          [f.country, -1 if not ordered else SITES_DRIVE + 1])]
+        sites = found if len(found) <= SITES_DRIVE or not ordered else None
     if sites is not None:
         marks = ",".join("?" * len(sites)) or "NULL"
         by = " INDEXED BY idx_claims_queue_site" if indexed else ""
@@ -111,7 +112,7 @@ def _driver(db: sqlite_utils.Database, f: QueueFilter) -> tuple[str, str, list]:
 def _leaders_sql(db: sqlite_utils.Database, f: QueueFilter, leaders_only: bool = True) -> tuple[str, list]:
     """FROM/WHERE selecting each statement's leader under the filter (leaders_only=False:
     every claim that makes its statement part of the queue)."""
-    source, driven, params = _driver(db, f)
+    source, driven, params = _driver(db, f, ordered=leaders_only)
     where = ["c.stance = 'promoted'", driven]
     mine, mine_params = _member_conditions("c", f)
     theirs, their_params = _member_conditions("o", f)
