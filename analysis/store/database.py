@@ -229,6 +229,18 @@ def m012_queue_indexes(db: sqlite_utils.Database):
     _execute_statements(db, M012_QUEUE_INDEXES)
 
 
+@MIGRATIONS()
+def m013_datasette_at_scale(db: sqlite_utils.Database):
+    """Datasette at a million claims: page_observation_steps and claim_status planned for
+    filters (same columns, same rows), indexes for the review queue, facets and what is
+    new, and claim_counts (claims per crawl, site, category and stance, kept by triggers)
+    for the charts. SQL in analysis/store/scale_sql.py."""
+    from analysis.store.scale_sql import M013_SQL, statements
+
+    for statement in statements(M013_SQL):
+        db.execute(statement)
+
+
 @contextmanager
 def write_transaction(db: sqlite_utils.Database):
     """A write transaction that takes the write lock at once (BEGIN IMMEDIATE).

@@ -141,6 +141,7 @@ def spreadsheet_safe_csv(datasette, scope, send):
 @hookimpl(tryfirst=True)  # before datasette-auth-passwords' routes: /-/login is answered here
 def register_routes(datasette):
     from analysis.web import captured, claim_page, queue  # the journalist's workspace
+    from analysis.web import charts, whatsnew
 
     return [
         (r"^/(?P<database>[^/]+)/mark_claim$", review_view),
@@ -148,6 +149,8 @@ def register_routes(datasette):
         (r"^/-/login$", login_alias),
         (queue.ROUTE, queue.queue_view), (claim_page.ROUTE, claim_page.claim_view),
         (captured.WRAPPER_ROUTE, captured.wrapper_view), (captured.DOCUMENT_ROUTE, captured.document_view),
+        *whatsnew.routes(),
+        *charts.routes(),
     ]
 
 
@@ -196,16 +199,22 @@ async def review_view(datasette, request):
 
 @hookimpl
 def get_metadata(datasette, key, database, table):
+    from analysis.web.face import with_face
     from analysis.web.queue import workspace_links
 
-    return workspace_links(datasette, instance_metadata([name for name in datasette.databases if not name.startswith("_")]))
+    names = [name for name in datasette.databases if not name.startswith("_")]
+    return with_face(datasette, workspace_links(datasette, instance_metadata(names)))
 
 
 @hookimpl
 def canned_queries(datasette, database, actor):
     async def queries():
+        from analysis.web.charts import CHART_QUERIES, SUMMARY_TABLE
+
         names = set(await datasette.get_database(database).table_names())
-        return CANNED_QUERIES if STEMWATCH_TABLES <= names else {}
+        if not STEMWATCH_TABLES <= names:
+            return {}
+        return {**CANNED_QUERIES, **(CHART_QUERIES if SUMMARY_TABLE in names else {})}
     return queries
 
 
@@ -259,18 +268,29 @@ CANNED_QUERIES = {
             "was first found on, when it was captured, the model's score (most confident first) and "
             "the latest verdict. Filter by category or site."
         ),
+        # Driven from each site's latest crawl (one index step per site) instead of testing
+        # every claim against its site's latest crawl; the shown row's sentence, words,
+        # severity, page and verdict are those of the claim it links to (the first stored).
         "sql": (
-            "select min(c.id) as claim_id, coalesce(s.name, c.site) as site, c.category, c.severity,\n"
-            "       round(max(c.score), 2) as score,\n"
-            "       c.sentence, c.text, min(c.url) as url, count(*) as pages, p.fetched_at as captured_at,\n"
-            "       (select v.verdict from claim_verdicts v where v.claim_key = c.claim_key) as verdict\n"
-            "from claims c join pages p on p.id = c.page_id left join sites s on s.domain = c.site\n"
-            "where c.stance = 'promoted'\n"
-            "  and c.crawl_id = (select max(p2.crawl_id) from pages p2 where p2.site = c.site)\n"
-            "  and (:category = '' or c.category = :category)\n"
-            "  and (:site = '' or s.name like '%' || :site || '%' or c.site = :site)\n"
-            "group by c.site, c.category, lower(c.sentence)\n"
-            "order by c.severity = 'high' desc, max(c.score) desc, site, c.category"
+            "with latest as (select s.domain as site,\n"
+            "                       (select max(p.crawl_id) from pages p where p.site = s.domain) as crawl_id\n"
+            "                from sites s),\n"
+            "statements as (\n"
+            "    select c.site, c.category, min(c.id) as claim_id, max(c.score) as score, min(c.url) as url,\n"
+            "           count(*) as pages\n"
+            "    from latest l cross join claims c\n"
+            "         on c.site = l.site and c.crawl_id = l.crawl_id and c.stance = 'promoted'\n"
+            "    left join sites s on s.domain = c.site\n"
+            "    where (:category = '' or c.category = :category)\n"
+            "      and (:site = '' or s.name like '%' || :site || '%' or c.site = :site)\n"
+            "    group by c.site, c.category, lower(c.sentence))\n"
+            "select q.claim_id, coalesce(s.name, q.site) as site, q.category, c.severity,\n"
+            "       round(q.score, 2) as score, c.sentence, c.text, q.url, q.pages, p.fetched_at as captured_at,\n"
+            "       (select r.verdict from reviews r where r.claim_key = c.claim_key order by r.id desc limit 1)\n"
+            "         as verdict\n"
+            "from statements q join claims c on c.id = q.claim_id join pages p on p.id = c.page_id\n"
+            "left join sites s on s.domain = q.site\n"
+            "order by c.severity = 'high' desc, q.score desc, site, q.category"
         ),
         "hide_sql": True,
     },
