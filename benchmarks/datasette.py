@@ -203,6 +203,16 @@ def migrate(path: Path) -> float:
     return round(time.monotonic() - started, 1)
 
 
+def upgraded(path: Path) -> bool:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        return bool(conn.execute("select 1 from _sqlite_migrations where name = ?", [OUR_MIGRATION]).fetchone())
+    finally:
+        conn.close()
+
+
 def baseline_tree(rev: str, dest: Path) -> Path:
     """The code of `rev` (analysis/ and crawler/), to serve the 'before' figures with."""
     archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "analysis", "crawler", "patterns"],
@@ -214,7 +224,7 @@ def baseline_tree(rev: str, dest: Path) -> Path:
 
 def default_baseline() -> str:
     """The commit before the one that added OUR_MIGRATION (HEAD while it is not committed)."""
-    added = subprocess.run(["git", "-C", str(REPO), "log", "--format=%H", "--diff-filter=A", "-S", OUR_MIGRATION,
+    added = subprocess.run(["git", "-C", str(REPO), "log", "--format=%H", "-S", f"def {OUR_MIGRATION}",
                             "--", "analysis/store/database.py"], capture_output=True, text=True).stdout.split()
     return f"{added[-1]}~1" if added else "HEAD"
 
@@ -265,6 +275,9 @@ def timed_out(body: str) -> str:
 
 def pages(db: str, sample: dict) -> dict[str, str]:
     """The pages timed, by name: paths under the served database."""
+    from urllib.parse import quote
+
+    sample = {**sample, "site": quote(sample["site"])}
     return {
         "claims table": f"/{db}/claims",
         "claim row": f"/{db}/claims/{sample['claim_id']}",
@@ -324,6 +337,8 @@ def main():
                         help="timed requests per page before: some take seconds each")
     parser.add_argument("--baseline", default=None, help="git revision of the 'before' code")
     parser.add_argument("--keep", type=Path, help="keep the built database here (a folder)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --keep: time the database built there before, if it is not upgraded yet")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "datasette.json")
     args = parser.parse_args()
@@ -332,11 +347,16 @@ def main():
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "bench.db"
-        for leftover in folder.glob("bench.db*"):
-            leftover.unlink()
-        print(f"building {args.claims:,} claims over {args.sites:,} sites and {args.crawls} crawls...", flush=True)
-        built = build(path, claims=args.claims, sites=args.sites, crawls=args.crawls, seed=args.seed)
-        built["megabytes"] = round(path.stat().st_size / 2**20)
+        if args.reuse and args.keep and (folder / "built.json").exists() and not upgraded(path):
+            built = json.loads((folder / "built.json").read_text())
+        else:
+            for leftover in folder.glob("bench.db*"):
+                leftover.unlink()
+            print(f"building {args.claims:,} claims over {args.sites:,} sites and {args.crawls} crawls...",
+                  flush=True)
+            built = build(path, claims=args.claims, sites=args.sites, crawls=args.crawls, seed=args.seed)
+            built["megabytes"] = round(path.stat().st_size / 2**20)
+            (folder / "built.json").write_text(json.dumps(built))
         print(f"  {built}", flush=True)
         import sqlite3
 

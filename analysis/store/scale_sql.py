@@ -85,10 +85,12 @@ LEFT JOIN crawls rc ON rc.id = rp.crawl_id
 LEFT JOIN reviews v ON v.id = (SELECT max(id) FROM reviews WHERE claim_key = l.claim_key);
 """.replace("{observed}", _OBSERVED.replace("q.", "rp."))
 
-# Each serves a page named beside it; the planner picks them without ANALYZE.
+# The review queue reads a site's latest crawl by (site, crawl, stance), which also covers
+# a facet by site of one stance; a claim's earlier crawls by (claim_key, crawl); each
+# site's latest crawl by (site, crawl). No index leads with the stance: without ANALYZE
+# the planner would take it for "stance = 'promoted' order by id desc" and sort most of
+# the table instead of reading it backwards.
 INDEXES = """
-CREATE INDEX IF NOT EXISTS idx_claims_stance_site ON claims (stance, site);
-CREATE INDEX IF NOT EXISTS idx_claims_stance_category ON claims (stance, category);
 CREATE INDEX IF NOT EXISTS idx_claims_site_crawl_stance ON claims (site, crawl_id, stance);
 CREATE INDEX IF NOT EXISTS idx_claims_key_crawl ON claims (claim_key, crawl_id);
 CREATE INDEX IF NOT EXISTS idx_pages_site_crawl ON pages (site, crawl_id);
