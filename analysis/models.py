@@ -19,6 +19,11 @@ CATEGORIES = (
 )
 STANCES = ("promoted", "negated", "cautionary", "reported")
 PAGE_KINDS = ("clinic", "news", "academic", "regulator", "advocacy", "other")
+# The response headers a page row keeps (lower-case), whether crawled or imported from an archive.
+KEPT_HEADERS = (
+    "content-type", "content-length", "content-language", "last-modified", "etag",
+    "server", "location", "retry-after", "x-robots-tag", "date",
+)
 
 
 @dataclass

@@ -187,6 +187,28 @@ def test_faster_view_has_the_same_rows_as_before(db_path, migration, view):
     store.close()
 
 
+def test_capture_order_keeps_the_history_of_crawls_run_in_order(db_path):
+    """m014 orders observations by capture time; for crawls run one after another
+    (returns, a 404, a failed fetch, a page not reached, two crawls on one day)
+    every history view keeps its rows."""
+    store = Store(db_path, migrate=False)
+    MIGRATIONS.apply(store.db, stop_before="m014_history_in_capture_order")
+    crawl_with(store, {"/": [FDA, CURE], "/b": [GUARANTEE], "/c": [CURE], "/d": [FDA]}, on=1)
+    crawl_with(store, {"/": [CURE], "/b": 404, "/c": 500}, on=8)
+    crawl_with(store, {"/": [FDA, CURE], "/b": [GUARANTEE], "/c": []}, on=8)
+    crawl_with(store, {"/": [FDA], "/d": []}, on=15)
+    add_review(store.db, "1", "confirmed")
+    queries = {view: f"select * from {view} order by {order}" for view, order in (
+        ("claim_changes", "crawl_id, change, claim_key"), ("claim_status", "claim_key"),
+        ("page_history", "url, crawl_id"))}
+    before = {view: [tuple(r) for r in store.db.execute(q)] for view, q in queries.items()}
+    assert len(before["claim_changes"]) == 12 and len(before["claim_status"]) == 5
+    store.migrate()
+    assert "m014_history_in_capture_order" in applied(db_path)
+    assert {view: [tuple(r) for r in store.db.execute(q)] for view, q in queries.items()} == before
+    store.close()
+
+
 OPEN_AND_READ = """
 import sys
 from analysis.store.database import Store

@@ -241,6 +241,17 @@ def m013_datasette_at_scale(db: sqlite_utils.Database):
         db.execute(statement)
 
 
+@MIGRATIONS()
+def m014_history_in_capture_order(db: sqlite_utils.Database):
+    """The history views order a page's observations by capture time, then crawl id,
+    so an archive imported after later crawls takes its place in the past (rules in
+    analysis/store/history_sql.py); pages indexed by site and capture time for
+    "the site's latest crawl"."""
+    from analysis.store.history_sql import M014_CAPTURE_ORDER
+
+    _execute_statements(db, M014_CAPTURE_ORDER)
+
+
 @contextmanager
 def write_transaction(db: sqlite_utils.Database):
     """A write transaction that takes the write lock at once (BEGIN IMMEDIATE).

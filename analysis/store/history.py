@@ -48,14 +48,16 @@ def changes_query(since: Since, site: str | None = None) -> tuple[str, list]:
         where, params = "crawl_id > ?", [since.crawl_id]
     elif since.date is not None:
         where, params = "observed_at >= ?", [since.date]
-    else:  # the latest crawl that observed each site
+    else:  # the crawl of each site's latest observation: by capture time, not crawl id
+        # (SQLite takes a bare column from the row that holds the max())
         where, params = (
-            "(site, crawl_id) in (select site, max(crawl_id) from page_observations group by site)", [])
+            "(site, crawl_id) in (select site, crawl_id from "
+            "(select site, crawl_id, max(observed_order) from page_observations group by site))", [])
     if site:
         where, params = f"site = ? and {where}", [site, *params]
     sql = (
         f"select * from claim_changes where {where} "
-        "order by site, crawl_id, change = 'removed', category, url, claim_key"
+        "order by site, observed_at, crawl_id, change = 'removed', category, url, claim_key"
     )
     return sql, params
 
@@ -125,8 +127,9 @@ def _shorten(text: str | None, width: int = 110) -> str:
 
 # -- pages and snapshots ------------------------------------------------------
 def page_history(db: sqlite_utils.Database, url: str) -> list[dict]:
-    """Every fetch of a URL, oldest first, with its snapshot hash."""
-    return [dict(r) for r in db.query("select * from page_history where url = ? order by crawl_id", [url])]
+    """Every fetch of a URL, oldest first (by capture time), with its snapshot hash."""
+    return [dict(r) for r in db.query(
+        "select * from page_history where url = ? order by fetched_at, crawl_id", [url])]
 
 
 def snapshot_problem(digest: str, compression: str | None, stored: bytes) -> tuple[bytes | None, str | None]:

@@ -26,7 +26,10 @@ The identity and lifecycle rules, in one place:
   that page; otherwise it was *removed in* the first observing crawl after
   the last one that saw it: "present on D1, absent on D2", never a deletion
   date.
-* Crawls are ordered by id, the order they were started in.
+* A page's observations are ordered by capture time (`pages.fetched_at`),
+  then crawl id (m014; before it, by crawl id alone, the order crawls were
+  started in). An archive imported today of a page captured in 2019 is the
+  2019 observation, before any later crawl, whatever its crawl id.
 """
 
 REVIEWS_TABLE = """
@@ -275,4 +278,126 @@ SELECT r.claim_key, r.verdict, r.note, r.reviewer, r.reviewed_at, r.id AS review
        (SELECT count(*) FROM reviews n WHERE n.claim_key = r.claim_key) AS reviews
 FROM reviews r
 WHERE r.id = (SELECT max(m.id) FROM reviews m WHERE m.claim_key = r.claim_key);
+"""
+
+# m014: history in the order pages were captured, not the order crawls were
+# recorded in. An archive import records a capture of 2019 after a crawl of
+# 2026, so ordering by crawl id would read the 2019 page as the newest and
+# report every claim it lacks as removed. Each observation's place is
+# `observed_order`: its capture time (pages.fetched_at, the crawl's start when
+# missing), then its crawl id, which breaks ties as before; for crawls run
+# one after another that is the order of their ids, so those histories keep
+# the same rows. Same columns otherwise. claim_status numbers each page's
+# observations once (a window over them all) and finds a claim's first, last
+# and next observation by number: per-claim lookups by a computed order cost
+# 18 times as much (0.1 s -> 1.8 s on 3,700 claims over 20 crawls; 0.15 s now).
+OBSERVED_ORDER = "coalesce(p.fetched_at, c.started_at) || printf(' %012d', p.crawl_id)"
+
+M014_CAPTURE_ORDER = f"""
+DROP VIEW claim_changes;
+DROP VIEW claim_status;
+DROP VIEW page_observation_steps;
+DROP VIEW page_observations;
+DROP VIEW page_history;
+CREATE INDEX IF NOT EXISTS idx_pages_site_fetched ON pages (site, fetched_at, crawl_id);
+CREATE VIEW page_history AS
+SELECT p.site, p.url, p.crawl_id, p.id AS page_id,
+       coalesce(p.fetched_at, c.started_at) AS fetched_at, p.status, p.error,
+       p.sha256, p.size, s.size AS snapshot_size, s.sha256 IS NOT NULL AS snapshot_stored,
+       CASE WHEN lag(p.id) OVER w IS NULL THEN NULL
+            ELSE p.sha256 IS NOT lag(p.sha256) OVER w END AS body_changed
+FROM pages p
+JOIN crawls c ON c.id = p.crawl_id
+LEFT JOIN snapshots s ON s.sha256 = p.sha256
+WINDOW w AS (PARTITION BY p.url ORDER BY {OBSERVED_ORDER});
+CREATE VIEW page_observations AS
+SELECT p.id AS page_id, p.crawl_id, p.site, p.url,
+       coalesce(p.fetched_at, c.started_at) AS fetched_at, p.status, p.sha256,
+       p.detector_version,
+       CASE WHEN p.status IN (404, 410) THEN 'gone' ELSE 'ok' END AS outcome,
+       {OBSERVED_ORDER} AS observed_order
+FROM pages p
+JOIN crawls c ON c.id = p.crawl_id
+WHERE p.status IN (404, 410)
+   OR (p.error IS NULL AND coalesce(p.status, 200) < 400 AND p.detector_version IS NOT NULL);
+CREATE VIEW page_observation_steps AS
+SELECT o.*,
+       lag(o.page_id) OVER w AS prev_page_id,
+       lag(o.crawl_id) OVER w AS prev_crawl_id,
+       lag(o.fetched_at) OVER w AS prev_fetched_at,
+       lag(o.outcome) OVER w AS prev_outcome,
+       lag(o.sha256) OVER w AS prev_sha256,
+       lag(o.detector_version) OVER w AS prev_detector_version
+FROM page_observations o
+WINDOW w AS (PARTITION BY o.url ORDER BY o.observed_order);
+CREATE VIEW claim_changes AS
+WITH steps AS (SELECT * FROM page_observation_steps)
+SELECT CASE WHEN EXISTS (SELECT 1 FROM claims e JOIN page_observations eo ON eo.page_id = e.page_id
+                         WHERE e.claim_key = c.claim_key AND eo.observed_order < s.observed_order)
+            THEN 'returned' ELSE 'new' END AS change,
+       s.site, s.url, c.claim_key, c.category, c.stance, c.sentence, c.text,
+       s.crawl_id, s.fetched_at AS observed_at,
+       s.prev_crawl_id, s.prev_fetched_at AS previous_observed_at,
+       CASE WHEN s.prev_page_id IS NULL THEN 'first observation of the page'
+            WHEN s.prev_outcome = 'gone' THEN 'page is back'
+            ELSE 'added to the page' END AS reason,
+       c.id AS claim_id,
+       CASE WHEN s.prev_page_id IS NULL THEN NULL ELSE s.sha256 IS NOT s.prev_sha256 END AS page_changed,
+       CASE WHEN s.prev_page_id IS NULL THEN NULL
+            ELSE s.detector_version IS NOT s.prev_detector_version END AS detector_changed,
+       (SELECT r.verdict FROM reviews r WHERE r.claim_key = c.claim_key ORDER BY r.id DESC LIMIT 1) AS verdict
+FROM steps s
+JOIN claims c ON c.page_id = s.page_id
+WHERE s.outcome = 'ok'
+  AND NOT EXISTS (SELECT 1 FROM claims d WHERE d.page_id = c.page_id AND d.claim_key = c.claim_key AND d.id < c.id)
+  AND NOT (s.prev_outcome IS 'ok' AND EXISTS (
+        SELECT 1 FROM claims q WHERE q.page_id = s.prev_page_id AND q.claim_key = c.claim_key))
+UNION ALL
+SELECT 'removed' AS change,
+       s.site, s.url, c.claim_key, c.category, c.stance, c.sentence, c.text,
+       s.crawl_id, s.fetched_at AS observed_at,
+       s.prev_crawl_id, s.prev_fetched_at AS previous_observed_at,
+       CASE WHEN s.outcome = 'gone' THEN 'page gone (HTTP ' || s.status || ')'
+            ELSE 'no longer on the page' END AS reason,
+       c.id AS claim_id,
+       s.sha256 IS NOT s.prev_sha256 AS page_changed,
+       CASE WHEN s.outcome = 'gone' THEN 0
+            ELSE s.detector_version IS NOT s.prev_detector_version END AS detector_changed,
+       (SELECT r.verdict FROM reviews r WHERE r.claim_key = c.claim_key ORDER BY r.id DESC LIMIT 1) AS verdict
+FROM steps s
+JOIN claims c ON c.page_id = s.prev_page_id
+WHERE s.prev_outcome = 'ok'
+  AND NOT EXISTS (SELECT 1 FROM claims d WHERE d.page_id = c.page_id AND d.claim_key = c.claim_key AND d.id < c.id)
+  AND (s.outcome = 'gone' OR NOT EXISTS (
+        SELECT 1 FROM claims q WHERE q.page_id = s.page_id AND q.claim_key = c.claim_key));
+CREATE VIEW claim_status AS
+WITH steps AS (
+    SELECT o.*, row_number() OVER w AS n, count(*) OVER (PARTITION BY o.url) AS page_observations
+    FROM page_observations o
+    WINDOW w AS (PARTITION BY o.url ORDER BY o.observed_order)
+),
+seen AS (
+    SELECT c.claim_key, c.site, c.url, min(s.n) AS first_n, max(s.n) AS last_n,
+           max(s.page_observations) AS checked_n, count(DISTINCT s.crawl_id) AS crawls_seen
+    FROM claims c JOIN steps s ON s.page_id = c.page_id AND s.outcome = 'ok'
+    GROUP BY c.claim_key
+)
+SELECT l.claim_key, l.site, l.url, c.category, c.stance, c.sentence, c.text,
+       f.crawl_id AS first_seen_crawl, f.fetched_at AS first_seen_at,
+       o.crawl_id AS last_seen_crawl, o.fetched_at AS last_seen_at,
+       l.crawls_seen,
+       l.last_n = l.checked_n AS present,
+       r.crawl_id AS removed_in_crawl, r.fetched_at AS removed_observed_at,
+       CASE WHEN r.outcome = 'gone' THEN 'page gone (HTTP ' || r.status || ')'
+            WHEN r.page_id IS NOT NULL THEN 'no longer on the page' END AS removed_reason,
+       k.crawl_id AS last_checked_crawl,
+       c.id AS claim_id, c.detector_version,
+       v.verdict, v.note AS verdict_note, v.reviewer, v.reviewed_at
+FROM seen l
+JOIN steps o ON o.url = l.url AND o.n = l.last_n
+JOIN steps f ON f.url = l.url AND f.n = l.first_n
+JOIN steps k ON k.url = l.url AND k.n = l.checked_n
+JOIN claims c ON c.id = (SELECT min(id) FROM claims q WHERE q.page_id = o.page_id AND q.claim_key = l.claim_key)
+LEFT JOIN steps r ON r.url = l.url AND r.n = l.last_n + 1
+LEFT JOIN reviews v ON v.id = (SELECT max(id) FROM reviews WHERE claim_key = l.claim_key);
 """

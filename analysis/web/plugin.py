@@ -273,7 +273,8 @@ CANNED_QUERIES = {
         # severity, page and verdict are those of the claim it links to (the first stored).
         "sql": (
             "with latest as (select s.domain as site,\n"
-            "                       (select max(p.crawl_id) from pages p where p.site = s.domain) as crawl_id\n"
+            "                       (select p.crawl_id from pages p where p.site = s.domain\n"
+            "                        order by p.fetched_at desc, p.crawl_id desc limit 1) as crawl_id\n"
             "                from sites s),\n"
             "statements as (\n"
             "    select c.site, c.category, min(c.id) as claim_id, max(c.score) as score, min(c.url) as url,\n"
@@ -301,7 +302,8 @@ CANNED_QUERIES = {
             "select c.site, s.name, c.category, count(distinct c.claim_key) as claims\n"
             "from claims c left join sites s on s.domain = c.site\n"
             "where c.stance = 'promoted'\n"
-            "  and c.crawl_id = (select max(p.crawl_id) from pages p where p.site = c.site)\n"
+            "  and c.crawl_id = (select p.crawl_id from pages p where p.site = c.site\n"
+            "                    order by p.fetched_at desc, p.crawl_id desc limit 1)\n"
             "group by c.site, c.category order by c.site, claims desc"
         ),
     },
@@ -368,7 +370,8 @@ DATABASE_METADATA = {
                             "rendered_record_id": "The WARC conversion record holding the rendered DOM",
                         },
                     },
-                    "crawls": {"description": "One row per crawl run, with its statistics."},
+                    "crawls": {"description": "One row per crawl run, with its statistics, and one per capture day of "
+                                         "each imported web archive (settings.imported_from names it)."},
                     "sites": {"description": "The sites crawled, with the metadata from the seed list."},
                     "links": {
                         "description": "Links found on pages; outbound = 1 for off-site links.",
@@ -384,7 +387,7 @@ DATABASE_METADATA = {
                             "observed_at: never a deletion date. A failed fetch makes no change."
                         ),
                         "facets": ["change", "site", "category", "stance"],
-                        "sort_desc": "crawl_id",
+                        "sort_desc": "observed_at",
                     },
                     "claim_status": {
                         "description": "Each claim identity: first and last seen, whether still present, and the latest verdict.",

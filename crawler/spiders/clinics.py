@@ -42,6 +42,7 @@ from crawler.seeds import load_seeds
 from analysis.store.sites import site_key
 from crawler.urls import canonicalize
 from analysis.detect.inputs import page_input
+from analysis.models import KEPT_HEADERS
 from analysis.extract.content import ContentError, read_body
 from crawler.capture import META_KEY
 from crawler.items import PageItem, ResourceItem
@@ -57,10 +58,6 @@ SKIP_EXTENSIONS = {
     "doc", "docx", "xls", "xlsx", "ppt", "pptx", "odt", "ods", "rtf", "ics", "vcf",
 }
 _NUMERIC_SEGMENT = re.compile(r"^[\d\-_.:]+$")
-_HEADERS_KEPT = (
-    "content-type", "content-length", "content-language", "last-modified", "etag",
-    "server", "location", "retry-after", "x-robots-tag", "date",
-)
 
 
 def utcnow() -> str:
@@ -381,7 +378,7 @@ class ClinicsSpider(scrapy.Spider):
         headers = {
             k.decode("latin-1").lower(): b", ".join(v).decode("latin-1")
             for k, v in response.headers.items()
-            if k.decode("latin-1").lower() in _HEADERS_KEPT
+            if k.decode("latin-1").lower() in KEPT_HEADERS
         }
         item = self.base_item(
             request, final_url=response.url, status=response.status, content_type=ctype or None,
