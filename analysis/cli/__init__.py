@@ -24,9 +24,9 @@ def cli():
 
 
 def _register():
-    from analysis.cli import crawl, detect, evidence, history, serve, users
+    from analysis.cli import crawl, detect, evidence, history, imports, serve, users
 
-    for family in (crawl, detect, history, evidence, serve, users):
+    for family in (crawl, imports, detect, history, evidence, serve, users):
         for command in family.COMMANDS:
             cli.add_command(command)
 

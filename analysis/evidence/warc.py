@@ -11,12 +11,18 @@ A page rendered in Chromium has a third record in its range: the DOM after the
 scripts ran, a `conversion` record whose WARC-Refers-To names the response. Its
 row's sha256 is the DOM's and raw_sha256 what the server sent, so the response
 record is checked against raw_sha256 and the conversion record against sha256.
+
+A page imported from a web archive points at that archive's record the same
+way: its crawl's folder is the archive's, or the WACZ itself, and its file a
+WARC inside that zip (`archive/data.warc.gz`).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
+import zipfile
 from http import HTTPStatus
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -64,12 +70,28 @@ class CapturedResponse:
     rendered_record_id: str | None = None
 
 
+def read_range(path: Path, offset: int, length: int) -> bytes:
+    """Bytes offset..offset+length of a file, or of a WARC inside a WACZ when a folder
+    of `path` is a zip file (x.wacz/archive/data.warc.gz)."""
+    if not path.is_file():
+        for parent in path.parents:
+            if parent.is_file() and zipfile.is_zipfile(parent):
+                member = path.relative_to(parent).as_posix()
+                try:
+                    with zipfile.ZipFile(parent) as wacz, wacz.open(member) as f:
+                        f.seek(offset)
+                        return f.read(length)
+                except (KeyError, zipfile.BadZipFile, OSError, EOFError) as e:
+                    raise CaptureError(f"cannot read {member} in {parent}: {e}") from e
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(length)
+
+
 def read_capture(path: Path, offset: int, length: int) -> CapturedResponse:
     """The response record (and its request record) at offset..offset+length of path."""
     try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            raw = f.read(length)
+        raw = read_range(path, offset, length)
     except OSError as e:
         raise CaptureError(f"cannot read the capture {path}: {e.strerror or e}") from e
     if len(raw) != length:
@@ -90,7 +112,7 @@ def read_capture(path: Path, offset: int, length: int) -> CapturedResponse:
                     content=content,
                     payload_digest=record.rec_headers.get_header("WARC-Payload-Digest") or "",
                     content_encoding=http.get_header("Content-Encoding"),
-                    records=raw,
+                    records=raw if raw[:2] == b"\x1f\x8b" else gzip_record(raw),
                 )
             elif (record.rec_type == "conversion" and found is not None
                   and record.rec_headers.get_header("WARC-Refers-To") == found.record_id):
@@ -101,6 +123,13 @@ def read_capture(path: Path, offset: int, length: int) -> CapturedResponse:
     if found is None:
         raise CaptureError(f"{path}: no response record at byte {offset}")
     return found
+
+
+def gzip_record(raw: bytes) -> bytes:
+    """An uncompressed record (an imported .warc's) as one gzip member, so it can join
+    the gzip members of a bundle's .warc.gz. Its byte range stops before the blank
+    lines that end a record, so they are added."""
+    return gzip.compress(raw + b"\r\n\r\n", mtime=0)
 
 
 def page_capture(store: Store, page: dict) -> CapturedResponse | None:

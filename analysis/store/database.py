@@ -413,13 +413,17 @@ class Store:
     def set_warc_dir(self, crawl_id: int, folder: str | Path):
         """Where the crawl's WARC set is: relative to the database's folder when
         inside it, so the two can be moved together."""
-        folder = Path(folder).resolve()
+        with write_transaction(self.db):
+            self.db["crawls"].update(crawl_id, {"warc_dir": self.stored_path(folder)})
+
+    def stored_path(self, path: str | Path) -> str:
+        """A path as the database records it: relative to its folder when inside it."""
+        path = Path(path).resolve()
         try:
-            folder = folder.relative_to(self.path.resolve().parent)
+            path = path.relative_to(self.path.resolve().parent)
         except ValueError:
             pass
-        with write_transaction(self.db):
-            self.db["crawls"].update(crawl_id, {"warc_dir": str(folder)})
+        return str(path)
 
     def warc_dir(self, crawl_id: int) -> Path | None:
         row = self.db.execute("select warc_dir from crawls where id = ?", [crawl_id]).fetchone()
