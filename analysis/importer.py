@@ -35,7 +35,7 @@ import zipfile
 import zlib
 from collections import Counter, deque
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
@@ -78,6 +78,12 @@ class ArchiveError:
     offset: int | None = None  # byte of the record that broke (inside the WACZ's WARC for a WACZ)
     member: str | None = None  # the WARC inside a WACZ
     stopped: bool = True
+
+    @property
+    def kind(self) -> str:
+        if not self.stopped:
+            return "record left out"
+        return "damaged" if self.offset is not None else "cannot read"
 
     def __str__(self) -> str:
         where = f" ({self.member})" if self.member else ""
@@ -199,7 +205,7 @@ def skip_reason(url: str, status: int, content_type: str, truncated: str | None)
         return "robots.txt"
     if 300 <= status < 400:
         return "redirect"
-    if status < 200:
+    if status < 200 or status in (204, 206):  # no body, or part of one: no page to read
         return f"HTTP {status}" if status else "no HTTP status"
     mtype = media_type(content_type)
     if mtype and mtype not in PAGE_TYPES:
@@ -255,13 +261,13 @@ def place(day_crawls: list[ImportCrawl], url: str) -> ImportCrawl | None:
 
 
 def archive_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """The archives named: files as given, folders for the .warc, .warc.gz and .wacz files in them."""
+    """The archives named: files as given, folders for the .warc, .warc.gz and .wacz files in
+    them (a folder holding none stays, to be reported)."""
     out: list[Path] = []
     for path in map(Path, paths):
-        if path.is_dir():
-            out.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(ARCHIVE_NAMES)))
-        else:
-            out.append(path)
+        found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(ARCHIVE_NAMES)) \
+            if path.is_dir() else []
+        out.extend(found or [path])
     return list(dict.fromkeys(out))
 
 
@@ -314,9 +320,7 @@ def read_warc(stream: BinaryIO, file: str, warc_file: str, member: str | None = 
         problem = None
         try:
             item = read_response(record, warc_file)
-        except DAMAGE as e:
-            item, problem = None, e
-        except Exception as e:  # noqa: BLE001  e.g. a Content-Encoding warcio cannot undo (br)
+        except Exception as e:  # noqa: BLE001  a body warcio cannot decode (br): the next record may be fine
             item, problem = None, e
         try:
             offset, length = records.get_record_offset(), records.get_record_length()
@@ -333,7 +337,7 @@ def read_warc(stream: BinaryIO, file: str, warc_file: str, member: str | None = 
             yield ArchiveError(file, f"the body cannot be read ({type(problem).__name__}: {problem})"[:300],
                                offset, member, stopped=False)
         elif isinstance(item, ArchivedResponse):
-            yield ArchivedResponse(**{**item.__dict__, "offset": offset, "length": length})
+            yield replace(item, offset=offset, length=length)
         else:
             yield item
     # warcio ends quietly at a gzip member cut short, or at bytes it cannot start a record
@@ -414,7 +418,8 @@ class _Import:
         for item in read_archive(path):
             if isinstance(item, ArchiveError):
                 out.errors.append(item)
-                out.records += not item.stopped
+                if not item.stopped:  # a record read, its body not
+                    out.records += 1
                 continue
             out.records += 1
             page = imported_page(item) if isinstance(item, ArchivedResponse) else item
@@ -543,7 +548,7 @@ def describe_file(f: FileReport) -> str:
 
 def describe(report: ImportReport) -> str:
     """The summary after the last file."""
-    lines = [f"Imported {_n(len(report.files), 'archive')}: {_n(report.records, 'record')}; "
+    lines = [f"Read {_n(len(report.files), 'archive')}: {_n(report.records, 'record')}; "
              f"{_n(report.pages, 'page')} stored, {report.duplicates} already imported, "
              f"{sum(report.skipped.values())} skipped; captures under {_n(len(report.crawls), 'crawl record')} "
              "(one per archive and capture day)"]
@@ -553,6 +558,5 @@ def describe(report: ImportReport) -> str:
                         if report.not_analysed else ""))
     else:
         lines.append("Claims not detected (--no-detect): stemwatch reanalyze detects them")
-    for error in report.errors:
-        lines.append(f"{'damaged' if error.stopped else 'record left out'}: {error}")
+    lines.extend(f"{error.kind}: {error}" for error in report.errors)
     return "\n".join(lines)

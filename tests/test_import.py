@@ -215,7 +215,7 @@ def test_archives_imported_out_of_order_give_the_history_in_date_order(archives,
     assert again.exit_code == 0, again.output
     assert rows(db, "select (select count(*) from pages) p, (select count(*) from claims) c, "
                     "(select count(*) from crawls) k") == before
-    assert "Imported 4 archives: 16 records; 0 pages stored" in again.output  # 2024.warc.gz beside its WACZ
+    assert "Read 4 archives: 16 records; 0 pages stored" in again.output  # 2024.warc.gz beside its WACZ
     assert "8 already imported" in again.output
 
 
@@ -330,7 +330,7 @@ def test_killed_import_keeps_its_batches_and_a_rerun_completes(tmp_path):
             if db.exists():
                 try:
                     stored = rows(db, "select count(*) n from pages")[0]["n"]
-                except sqlite3.OperationalError:  # the schema is still being made
+                except sqlite3.DatabaseError:  # the file or its schema is still being made
                     stored = 0
                 if stored:
                     break
@@ -351,3 +351,38 @@ def test_killed_import_keeps_its_batches_and_a_rerun_completes(tmp_path):
     with_claim = rows(db, "select count(distinct page_id) n from claims where category = 'disease-cure'")[0]["n"]
     assert with_claim == 150
     assert rows(db, "select status, pages from crawls") == [{"status": "finished", "pages": 300}]
+
+
+def test_a_page_captured_twice_in_a_day_is_two_observations(tmp_path):
+    archive = Archive(tmp_path / "day.warc.gz")
+    archive.response(HOME, page("Harbor Clinic", WELCOME, AUTISM), "2022-02-02T15:00:00Z")  # file order is
+    archive.response(HOME, page("Harbor Clinic", WELCOME), "2022-02-02T09:00:00Z")  # not capture order
+    archive.response(ABOUT, page("About us", "Founded in 1998."), "2022-02-02T09:00:01Z")
+    archive.close()
+    db = tmp_path / "d.db"
+    assert import_cli(str(archive.path), "--db", str(db)).exit_code == 0
+    crawls = rows(db, "select id, started_at, pages, json_extract(settings, '$.round') round from crawls")
+    # the day's second record holds the home page's second capture in file order, the earlier one:
+    # history goes by capture time, not by crawl id
+    assert [(c["round"], c["started_at"], c["pages"]) for c in crawls] == [
+        (1, "2022-02-02T09:00:01Z", 2), (2, "2022-02-02T09:00:00Z", 1)]
+    [row] = [r for r in json.loads(CliRunner().invoke(cli, ["changes", "--since", "0", "--db", str(db), "--format",
+                                                             "json"]).output) if r["category"] == "disease-cure"]
+    assert (row["change"], row["previous_observed_at"], row["observed_at"]) == \
+        ("new", "2022-02-02T09:00:00Z", "2022-02-02T15:00:00Z")
+
+
+def test_capture_dates_and_what_is_no_page():
+    from analysis.importer import capture_time, skip_reason
+
+    assert capture_time("2021-06-15T14:30:00Z") == "2021-06-15T14:30:00Z"
+    assert capture_time("2021-06-15T14:30:00.123456Z") == "2021-06-15T14:30:00Z"
+    assert capture_time("2021-06-15T16:30:00+02:00") == "2021-06-15T14:30:00Z"
+    assert capture_time("yesterday") is None and capture_time(None) is None
+    assert skip_reason(HOME, 200, "text/html; charset=utf-8", None) is None
+    assert skip_reason(HOME, 404, "text/html", None) is None  # kept: the page is gone
+    assert skip_reason(HOME + "robots.txt", 200, "text/plain", None) == "robots.txt"
+    assert skip_reason(HOME, 301, "text/html", None) == "redirect"
+    assert skip_reason(HOME, 206, "text/html", None) == "HTTP 206"
+    assert skip_reason(HOME, 200, "image/jpeg", None) == "not a page: image/jpeg"
+    assert skip_reason(HOME, 200, "application/xhtml+xml", "length") == "truncated by the archiving crawler (length)"
