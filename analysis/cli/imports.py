@@ -31,6 +31,7 @@ def import_command(archives, db_path, detect, workers, batch):
     Example: stemwatch import archives/2019.warc.gz site.wacz --db data/clinics.db
     """
     from analysis.importer import ArchiveImportError, describe, describe_file, import_archives
+    from analysis.store.database import StoreError
 
     detector = None
     if detect:
@@ -48,7 +49,7 @@ def import_command(archives, db_path, detect, workers, batch):
         try:
             report = import_archives(store, archives, detect=detect, detector=detector, workers=workers,
                                      batch=batch, progress=progress)
-        except ArchiveImportError as e:
+        except (ArchiveImportError, StoreError) as e:
             raise click.ClickException(str(e))
         except KeyboardInterrupt:
             raise click.ClickException("interrupted: every batch written is kept; run the same command "
