@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 from click.testing import CliRunner
 from servers import Site, html, ok, tiny_pdf
 from warcio.statusandheaders import StatusAndHeaders
@@ -25,6 +26,7 @@ from warcio.warcwriter import WARCWriter
 from analysis.cli import cli
 from analysis.importer import import_archives
 from analysis.models import PageAnalysis
+from analysis.store import queue
 from analysis.store.database import Store
 from conftest import REPO, STEMWATCH
 
@@ -149,7 +151,8 @@ def test_archives_imported_out_of_order_give_the_history_in_date_order(archives,
                                   "body": page("Harbor Clinic", WELCOME)}])
         store.add_analyses([(pid, PageAnalysis(detector_version="v1"))])
         store.finish_crawl(crawl, "finished")
-    for name in ("2021.warc", "2024.wacz", "2018.warc.gz"):
+    # newest first, then the middle one: by crawl id 2018 would follow 2021, and 2021 come after 2024
+    for name in ("2024.wacz", "2021.warc", "2018.warc.gz"):
         result = import_cli(str(archives / name), "--db", str(db))
         assert result.exit_code == 0, result.output
 
@@ -164,10 +167,10 @@ def test_archives_imported_out_of_order_give_the_history_in_date_order(archives,
     # one crawl record per archive and capture day, spanning its captures
     crawls = rows(db, "select id, started_at, finished_at, status, pages, settings from crawls order by id")
     assert [(c["started_at"], c["finished_at"], c["status"], c["pages"]) for c in crawls[1:]] == [
-        ("2021-06-15T14:30:00Z", "2021-06-15T14:30:07Z", "finished", 2),
         ("2024-09-02T08:00:00Z", "2024-09-02T08:00:03Z", "finished", 2),
+        ("2021-06-15T14:30:00Z", "2021-06-15T14:30:07Z", "finished", 2),
         ("2018-03-01T09:00:00Z", "2018-03-01T09:00:05Z", "finished", 2)]
-    assert json.loads(crawls[2]["settings"])["imported_from"] == str(archives / "2024.wacz")
+    assert json.loads(crawls[1]["settings"])["imported_from"] == str(archives / "2024.wacz")
 
     # the claims: read from the gzip-encoded, chunked home page and from the PDF
     claims = {(c["url"], c["category"], c["stance"]) for c in rows(db, "select * from claims")}
@@ -188,11 +191,21 @@ def test_archives_imported_out_of_order_give_the_history_in_date_order(archives,
                     ("removed", "unsupported-efficacy", "2021-06-15T14:30:00Z", "2024-09-02T08:00:00Z")]
     text = CliRunner().invoke(cli, ["changes", "--since", "0", "--db", str(db)]).output
     assert f'+ new      disease-cure/promoted: "{AUTISM}"' in text
-    assert "present on 2021-06-15 14:30 UTC (crawl 2), absent on 2024-09-02 08:00 UTC (crawl 3)" in text
+    assert "present on 2021-06-15 14:30 UTC (crawl 3), absent on 2024-09-02 08:00 UTC (crawl 2)" in text
     assert text.index("seen on 2021-06-15") < text.index("absent on 2024-09-02")
     # the site's latest crawl is still today's, not the archive imported last
     latest = CliRunner().invoke(cli, ["changes", "--db", str(db)]).output
     assert latest.strip() == "No new or removed claims."
+
+    # the claim pages' sightings follow the same order, and the review queue holds the claims
+    # of each site's latest capture (today's crawl: none), not of the archive imported last
+    db_ = sqlite_utils.Database(db)
+    columns = ("first_seen_crawl", "first_seen_at", "last_seen_crawl", "last_seen_at", "crawls_seen", "present",
+               "removed_in_crawl", "removed_observed_at", "removed_reason")
+    for row in rows(db, "select * from claim_status"):
+        assert queue.sightings(db_, row["claim_key"]) == {c: row[c] for c in columns}
+    assert queue.queue_leaders(db_, queue.QueueFilter()) == []
+    db_.close()
 
     # every imported page agrees with its archive record, inside the WACZ too
     verify = CliRunner().invoke(cli, ["verify", "--db", str(db)])
@@ -202,7 +215,7 @@ def test_archives_imported_out_of_order_give_the_history_in_date_order(archives,
     # and the evidence bundle copies their records from the archives: the uncompressed
     # .warc's as gzip members, so its WARC stays valid
     bundle = tmp_path / "b.zip"
-    export = CliRunner().invoke(cli, ["export", "--db", str(db), "--crawl", "2", "--out", str(bundle),
+    export = CliRunner().invoke(cli, ["export", "--db", str(db), "--crawl", "3", "--out", str(bundle),
                                       "--unsigned", "--no-browser"])
     assert export.exit_code == 0, export.output
     checked = CliRunner().invoke(cli, ["verify", str(bundle)]).output

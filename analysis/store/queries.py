@@ -8,11 +8,11 @@ history_sql.py.
 from __future__ import annotations
 
 from analysis.store.database import Store, StoreError, utcnow, write_transaction
+from analysis.store.history_sql import latest_crawl
 
 # A claim (alias c) of its site's latest crawl: "what the site says now". Latest by
 # capture time, not crawl id: an archive imported today holds the past.
-LATEST_CRAWL = ("c.crawl_id = (select p2.crawl_id from pages p2 where p2.site = c.site "
-                "order by p2.fetched_at desc, p2.crawl_id desc limit 1)")
+LATEST_CRAWL = f"c.crawl_id = {latest_crawl('c.site')}"
 
 
 # -- crawls ------------------------------------------------------------------------

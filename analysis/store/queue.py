@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
+from analysis.store.history_sql import latest_crawl, observed_order
 from analysis.store.queue_sql import rank, statement
 
 PAGE_SIZE = 50
@@ -95,9 +96,9 @@ def _driver(db: sqlite_utils.Database, f: QueueFilter, ordered: bool = True) -> 
         marks = ",".join("?" * len(sites)) or "NULL"
         by = " INDEXED BY idx_claims_queue_site" if indexed else ""
         return (f"FROM sites l JOIN claims c{by} ON c.site = l.domain "
-                "AND c.crawl_id = (SELECT max(p.crawl_id) FROM pages p WHERE p.site = l.domain)",
+                f"AND c.crawl_id = {latest_crawl('l.domain')}",
                 f"l.domain IN ({marks})", list(sites))
-    where = "c.crawl_id = (SELECT max(p.crawl_id) FROM pages p WHERE p.site = c.site)"
+    where = f"c.crawl_id = {latest_crawl('c.site')}"
     params: list = []
     if f.country:
         where += " AND c.site IN (SELECT domain FROM sites WHERE country = ?)"
@@ -235,23 +236,25 @@ def sightings(db: sqlite_utils.Database, claim_key: str) -> dict | None:
     """One claim's first and last sighting and whether it is still present: claim_status's
     columns and rules (history_sql.py) for one identity, by index lookups (the view
     works out every claim's before it can answer for one)."""
+    order = observed_order("p", "k")  # capture time, then crawl id, as claim_status orders them
     seen = db.execute(
-        "SELECT min(p.crawl_id), max(p.crawl_id), count(DISTINCT p.crawl_id), min(c.url) "
-        f"FROM claims c JOIN pages p ON p.id = c.page_id WHERE c.claim_key = ? AND {_OBSERVED_OK}",
-        [claim_key]).fetchone()
+        f"SELECT min({order}), max({order}), count(DISTINCT p.crawl_id), min(c.url) "
+        "FROM claims c JOIN pages p ON p.id = c.page_id JOIN crawls k ON k.id = p.crawl_id "
+        f"WHERE c.claim_key = ? AND {_OBSERVED_OK}", [claim_key]).fetchone()
     if seen is None or seen[0] is None:
         return None
-    first, last, crawls, url = seen
+    first_order, last_order, crawls, url = seen
 
     def observed(where: str, params: list):
         return db.execute(
             "SELECT p.crawl_id, coalesce(p.fetched_at, k.started_at), p.status FROM pages p "
             f"JOIN crawls k ON k.id = p.crawl_id WHERE p.url = ? AND {where} AND {_OBSERVED} "
-            "ORDER BY p.crawl_id LIMIT 1", [url, *params]).fetchone()
+            f"ORDER BY {order} LIMIT 1", [url, *params]).fetchone()
 
-    removed = observed("p.crawl_id > ?", [last])
-    out = {"first_seen_crawl": first, "first_seen_at": observed("p.crawl_id = ?", [first])[1],
-           "last_seen_crawl": last, "last_seen_at": observed("p.crawl_id = ?", [last])[1],
+    first, last = observed(f"{order} = ?", [first_order]), observed(f"{order} = ?", [last_order])
+    removed = observed(f"{order} > ?", [last_order])
+    out = {"first_seen_crawl": first[0], "first_seen_at": first[1],
+           "last_seen_crawl": last[0], "last_seen_at": last[1],
            "crawls_seen": crawls, "present": int(removed is None),
            "removed_in_crawl": None, "removed_observed_at": None, "removed_reason": None}
     if removed is not None:
