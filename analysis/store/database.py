@@ -245,8 +245,9 @@ def m013_datasette_at_scale(db: sqlite_utils.Database):
 def m014_history_in_capture_order(db: sqlite_utils.Database):
     """The history views order a page's observations by capture time, then crawl id,
     so an archive imported after later crawls takes its place in the past (rules in
-    analysis/store/history_sql.py); pages indexed by site and capture time for
-    "the site's latest crawl"."""
+    analysis/store/history_sql.py): m013's page_observation_steps, claim_changes and
+    claim_status in that order, same columns; pages indexed by URL and that order, and
+    by site and capture time for "the site's latest crawl"."""
     from analysis.store.history_sql import M014_CAPTURE_ORDER
 
     _execute_statements(db, M014_CAPTURE_ORDER)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from analysis.display import visible
+from analysis.store.history_sql import is_observation, observed_order
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?Z?)?$")
 
@@ -51,8 +52,8 @@ def changes_query(since: Since, site: str | None = None) -> tuple[str, list]:
     else:  # the crawl of each site's latest observation: by capture time, not crawl id
         # (SQLite takes a bare column from the row that holds the max())
         where, params = (
-            "(site, crawl_id) in (select site, crawl_id from "
-            "(select site, crawl_id, max(observed_order) from page_observations group by site))", [])
+            "(site, crawl_id) in (select site, crawl_id from (select p.site, p.crawl_id, "
+            f"max({observed_order('p')}) from pages p where {is_observation('p')} group by p.site))", [])
     if site:
         where, params = f"site = ? and {where}", [site, *params]
     sql = (

@@ -236,7 +236,7 @@ def sightings(db: sqlite_utils.Database, claim_key: str) -> dict | None:
     """One claim's first and last sighting and whether it is still present: claim_status's
     columns and rules (history_sql.py) for one identity, by index lookups (the view
     works out every claim's before it can answer for one)."""
-    order = observed_order("p", "k")  # capture time, then crawl id, as claim_status orders them
+    order = observed_order("p")  # capture time, then crawl id, as claim_status orders them
     seen = db.execute(
         f"SELECT min({order}), max({order}), count(DISTINCT p.crawl_id), min(c.url) "
         "FROM claims c JOIN pages p ON p.id = c.page_id JOIN crawls k ON k.id = p.crawl_id "
