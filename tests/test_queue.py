@@ -412,6 +412,12 @@ def test_in_chromium_keyboard_queue_claim_and_captured_page_run_nothing(site):
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             context.on("request", lambda r: requests.append(r.url))
             page = context.new_page()
+            # a reviewer signs in first: the whole morning's work, in one browser
+            page.goto(f"{served.base}/-/stemwatch-login?next=/{served.name}/-/queue")
+            page.fill("input[name=name]", "ana")
+            page.fill("input[name=password]", PASSWORD)
+            with page.expect_navigation():
+                page.click("input[type=submit]")
             page.goto(served.url("/-/queue"))
             focused = "document.activeElement.getAttribute('href')"
             links = page.eval_on_selector_all("#sw-queue a.sw-open", "els => els.map(e => e.getAttribute('href'))")
@@ -431,6 +437,14 @@ def test_in_chromium_keyboard_queue_claim_and_captured_page_run_nothing(site):
             assert page.evaluate("typeof window.pwned") == "undefined"
             assert page.inner_text("mark") == "cure autism"
             page.screenshot(path=str(ARTIFACTS / "claim.png"), full_page=True)
+            claim_url = page.url
+            page.fill("textarea[name=note]", "seen in the browser")
+            with page.expect_navigation():
+                page.click("button[value=unsure]")
+            page.goto(claim_url)  # the verdict is in the claim's history, under the signed-in name
+            history = page.inner_text("body")
+            assert "seen in the browser" in history and "ana" in history
+            page.screenshot(path=str(ARTIFACTS / "claim-reviewed.png"), full_page=True)
 
             with page.expect_navigation():
                 page.click("text=the page as captured")
@@ -442,6 +456,11 @@ def test_in_chromium_keyboard_queue_claim_and_captured_page_run_nothing(site):
             assert page.evaluate("typeof window.pwned") == "undefined"
             page.wait_for_timeout(300)  # time for a stray script's requests, were one to run
             page.screenshot(path=str(ARTIFACTS / "captured.png"), full_page=True)
+            page.goto(f"{served.base}/-/logout")
+            with page.expect_navigation():
+                page.click("input[value='Log out']")
+            page.goto(claim_url)
+            assert "Sign in to record a verdict" in page.inner_text("body")  # signed out: reading only
         finally:
             browser.close()
     loopback = {"127.0.0.1", "localhost"}
@@ -449,6 +468,13 @@ def test_in_chromium_keyboard_queue_claim_and_captured_page_run_nothing(site):
     assert away == []
     assert not [u for u in requests if "pwned-beacon" in u]
     assert any(f"/-/page/{ids['hostile_page']}/captured" in u for u in requests)
-    for name in ("queue.png", "claim.png", "captured.png"):
+    conn = sqlite3.connect(served.path)
+    try:
+        assert conn.execute("select verdict, reviewer from reviews where note = 'seen in the browser'").fetchall() \
+            and {r for r in conn.execute("select verdict, reviewer from reviews where note = 'seen in the browser'")} \
+            == {("unsure", "ana")}
+    finally:
+        conn.close()
+    for name in ("queue.png", "claim.png", "captured.png", "claim-reviewed.png"):
         assert (ARTIFACTS / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
