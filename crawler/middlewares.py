@@ -1,4 +1,4 @@
-"""Downloader middlewares: the private-address guard and Retry-After.
+"""Downloader middlewares: the private-address guard, robots.txt and Retry-After.
 
 PrivateAddressGuard runs first for every request, including each request a
 redirect produces (RedirectMiddleware hands the new request back to the
@@ -15,8 +15,11 @@ import time
 from urllib.parse import urlsplit
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest, NotConfigured
-from scrapy.utils.defer import deferred_to_future
+from scrapy.utils.defer import deferred_to_future, maybe_deferred_to_future
+from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 
 from crawler.netguard import allowed_hosts, check_host
@@ -50,6 +53,31 @@ class PrivateAddressGuard:
             via = " (after a redirect)" if request.meta.get("redirect_urls") else ""
             raise BlockedRequest(f"blocked{via}: {problem}")
         return None
+
+
+class RobotsTxt(RobotsTxtMiddleware):
+    """Scrapy's RobotsTxtMiddleware, every request waiting for a robots.txt given its rules.
+
+    Scrapy 2.19's waits for a robots.txt being fetched with `await
+    maybe_deferred_to_future(deferred)` on one shared Deferred: under the asyncio
+    reactor the first waiter's callback takes the result and returns None, so every
+    later waiter gets no rules and is let through (seen fetching disallowed seeds and
+    sitemaps, and, in a distributed crawl, whatever a late worker had waiting). Each
+    waiter here gets a Deferred of its own, as Scrapy did before 2.14.
+    """
+
+    async def robot_parser(self, request):
+        pending = self._parsers.get(urlparse_cached(request).netloc)
+        if isinstance(pending, Deferred):
+            mine: Deferred = Deferred()
+
+            def hand_on(parser):
+                mine.callback(parser)
+                return parser  # for the next waiter
+
+            pending.addCallback(hand_on)
+            return await maybe_deferred_to_future(mine)
+        return await super().robot_parser(request)
 
 
 def parse_retry_after(value: bytes | str | None, now: float | None = None) -> float | None:

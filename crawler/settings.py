@@ -121,6 +121,10 @@ TWISTED_DNS_RESOLVER = "crawler.dns.GuardedResolver"
 DOWNLOADER_MIDDLEWARES = {
     # Before anything else and again for every redirected request.
     "crawler.middlewares.PrivateAddressGuard": 50,
+    # Scrapy's robots.txt middleware with its wait for a robots.txt being fetched
+    # fixed (every waiting request gets the rules, not only the first).
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawler.middlewares.RobotsTxt": 100,
     # Sees responses just before RetryMiddleware (550; responses go through
     # middlewares in decreasing order): honours Retry-After on 429/503.
     "crawler.middlewares.RetryAfterMiddleware": 551,

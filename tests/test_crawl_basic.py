@@ -243,3 +243,23 @@ def test_progress_on_a_terminal_is_a_live_display(tmp_path):
     assert proc.returncode == 0 and "Crawl 1 finished" in out
     assert "\r" in shown and " pages" in shown  # redrawn in place
     assert "31 pages (0 errors" in shown and shown.rstrip().endswith("- done")
+
+
+def test_robots_txt_holds_for_every_request_waiting_for_it(tmp_path):
+    """Several requests to a site wait for its robots.txt at the start of a crawl (three
+    seeds of one site, and its sitemap): each one is judged by its rules. Scrapy 2.19's
+    own middleware let all but the first waiter through."""
+    routes = {
+        "/robots.txt": ok(b"User-agent: *\nDisallow: /private\nDisallow: /sitemap.xml\n", "text/plain"),
+        "/": ok(html("Home", "<p>Welcome</p>", ["/a"])), "/a": ok(html("A")),
+        "/private/1": ok(html("Private")), "/private/2": ok(html("Private")),
+        "/sitemap.xml": ok(b'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+                           b"<url><loc>/private/3</loc></url></urlset>", "application/xml"),
+    }
+    with Site(routes) as site:
+        r = run_crawl_cli([site.url("/"), site.url("/private/1"), site.url("/private/2")], tmp_path / "r.db")
+    assert r.returncode == 0, r.stderr
+    assert site.hits["/a"] == 1
+    assert [p for p in site.hits if p.startswith("/private") or p == "/sitemap.xml"] == []
+    stored = pages(tmp_path / "r.db", site.base)
+    assert stored["/private/1"]["error"] == stored["/private/2"]["error"] == "Forbidden by robots.txt"
