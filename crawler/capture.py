@@ -46,7 +46,9 @@ from crawler.render import HOPS
 logger = logging.getLogger(__name__)
 
 META_KEY = "stemwatch_warc"
-WARC_NAME = re.compile(r"^crawl-(\d+)-(\d{5})\.warc\.gz$")
+# crawl-<id>-<n>.warc.gz; a distributed crawl's worker W writes crawl-<id>-W-<n>.warc.gz
+# (W is unique across machines, so the files of every worker share one folder).
+WARC_NAME = re.compile(r"^crawl-(\d+)-(?:([A-Za-z0-9-]+)-)?(\d{5})\.warc\.gz$")
 # What the crawl was told, recorded in every warcinfo record and in the crawls table.
 SETTINGS_RECORDED = (
     "STEMWATCH_MAX_PAGES_PER_SITE", "STEMWATCH_ALLOW_HOSTS", "STEMWATCH_CONTACT",
@@ -124,9 +126,10 @@ def remote_ip(response) -> str | None:
 class WarcSet:
     """The rotating WARC files of one crawl."""
 
-    def __init__(self, folder: Path, crawl_id: int, max_bytes: int, info: dict):
+    def __init__(self, folder: Path, crawl_id: int, max_bytes: int, info: dict, worker: str = ""):
         self.folder = folder
         self.crawl_id = crawl_id
+        self.worker = worker
         self.max_bytes = max_bytes
         self.info = info
         self.out = None
@@ -135,8 +138,10 @@ class WarcSet:
         self.records = 0
 
     def _next_name(self) -> str:
-        taken = [int(m.group(2)) for m in (WARC_NAME.match(p.name) for p in self.folder.glob("*.warc.gz")) if m]
-        return f"crawl-{self.crawl_id}-{max(taken, default=0) + 1:05d}.warc.gz"
+        matches = (WARC_NAME.match(p.name) for p in self.folder.glob("*.warc.gz"))
+        taken = [int(m.group(3)) for m in matches if m and (m.group(2) or "") == self.worker]
+        worker = f"{self.worker}-" if self.worker else ""
+        return f"crawl-{self.crawl_id}-{worker}{max(taken, default=0) + 1:05d}.warc.gz"
 
     def _open(self):
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -259,7 +264,10 @@ class WarcCapture:
                 "crawl-settings": json.dumps(settings_record(settings), default=str, sort_keys=True),
                 "description": "Public web pages fetched by stemwatch, a monitor of stem-cell marketing claims.",
             }
-            self.set = WarcSet(crawl_warc_dir(self.base, crawl_id), crawl_id, self.max_bytes, info)
+            if settings.get("STEMWATCH_WORKER_ID"):
+                info["worker"] = settings["STEMWATCH_WORKER_ID"]
+            self.set = WarcSet(crawl_warc_dir(self.base, crawl_id), crawl_id, self.max_bytes, info,
+                               worker=settings.get("STEMWATCH_WORKER_ID") or "")
         return self.set
 
     def process_request(self, request, spider=None):

@@ -106,8 +106,11 @@ class Progress:
             "pages": pages + get("stemwatch/resumed_with_pages"),
             "before": get("stemwatch/resumed_with_pages"),
             "errors": get("stemwatch/errors"),
-            "queued": max(0, get("scheduler/enqueued") - get("scheduler/dequeued")),
-            "in_flight": len(getattr(self.crawler.engine.downloader, "active", ()) or ()),
+            # a distributed crawl's writer counts the workers' queue and downloads in Redis
+            "queued": stats.get_value("stemwatch/queued",
+                                      max(0, get("scheduler/enqueued") - get("scheduler/dequeued"))),
+            "in_flight": stats.get_value("stemwatch/in_flight",
+                                         len(getattr(self.crawler.engine.downloader, "active", ()) or ())),
             "claims": get("stemwatch/claims"),
             "rate": pages / elapsed,
             "elapsed": elapsed,

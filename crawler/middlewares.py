@@ -25,6 +25,10 @@ from twisted.internet.task import deferLater
 from crawler.netguard import allowed_hosts, check_host
 from crawler.dns import blocked_reason
 
+# Sent (request=, seconds=) when a site asked, with Retry-After, to be left alone
+# for a while: a distributed crawl's workers hold the site back together.
+SITE_SLOWED = object()
+
 
 class BlockedRequest(IgnoreRequest):
     """A request to an internal address; the spider records it as an error."""
@@ -135,6 +139,7 @@ class RetryAfterMiddleware:
 
         stats.inc_value("stemwatch/retry_after/honoured")
         self._slow_site(request, wait)
+        self.crawler.signals.send_catch_log(SITE_SLOWED, request=request, seconds=wait)
         if wait > 0:
             await deferred_to_future(deferLater(reactor, wait, lambda: None))
         return retry

@@ -30,6 +30,17 @@ def _one_line(record: logging.LogRecord) -> bool:
     return True
 
 
+def quiet_logs(crawl_settings) -> None:
+    """Below INFO, what the crawl record says anyway is not logged again."""
+    if logging.getLevelName(crawl_settings.get("LOG_LEVEL", "DEBUG")) >= logging.WARNING:
+        # every failed page is recorded with its reason and summed up per site at the end;
+        # the retry middleware's "Gave up retrying" lines would say it again, a line a request
+        logging.getLogger("scrapy.downloadermiddlewares.retry").setLevel(logging.CRITICAL)
+        # a site whose robots.txt cannot be fetched (its name does not resolve): one line, no
+        # traceback (-v shows it)
+        logging.getLogger("scrapy.downloadermiddlewares.robotstxt").addFilter(_one_line)
+
+
 class CrawlError(Exception):
     """A crawl that cannot start, said in words a user can act on."""
 
@@ -42,6 +53,15 @@ def jobs_dir(db_path: str | Path) -> Path:
 def warc_base(db_path: str | Path) -> Path:
     db_path = Path(db_path)
     return db_path.with_name(db_path.name + ".warc")
+
+
+def write_job(db_path: str | Path, job: dict) -> None:
+    """current.json: the crawl a resume continues, written whole or not at all."""
+    jobs = jobs_dir(db_path)
+    jobs.mkdir(parents=True, exist_ok=True)
+    tmp = jobs / "current.json.part"
+    tmp.write_text(json.dumps(job, indent=1, default=str))
+    tmp.replace(jobs / "current.json")
 
 
 def project_settings(overrides: dict | None = None):
@@ -93,10 +113,15 @@ def run_crawl(
     jobdir: str | Path | None = None,
     settings: dict | None = None,
     resume: bool = False,
+    redis: str | None = None,
+    workers: int | None = None,
+    verbose: bool = False,
 ) -> int:
     """Crawl `seeds` (from analysis.seeds.load_seeds) into `db_path`; returns
     the crawl id. With resume=True, continue the unfinished crawl recorded
-    next to the database (seeds may then be None)."""
+    next to the database (seeds may then be None). With `redis` (a Redis URL),
+    `workers` processes crawl together and this process stores what they fetch
+    (crawler.distributed); without it nothing of Redis is imported."""
     db_path = Path(db_path)
     try:
         store = Store(db_path)
@@ -125,13 +150,18 @@ def run_crawl(
                 overrides.setdefault("STEMWATCH_WARC_DIR", str(warc_base(db_path)))
                 store.set_warc_dir(crawl_id, crawl_warc_dir(overrides["STEMWATCH_WARC_DIR"], crawl_id))
             job = {"crawl_id": crawl_id, "seeds": seeds, "settings": overrides}
-            jobs = jobs_dir(db_path)
-            jobs.mkdir(parents=True, exist_ok=True)
-            tmp = jobs / "current.json.part"
-            tmp.write_text(json.dumps(job, indent=1, default=str))
-            tmp.replace(jobs / "current.json")
+            write_job(db_path, job)
     finally:
         store.close()
+    if redis is None and resume:
+        redis = (job.get("redis") or {}).get("url")  # a distributed crawl resumes as one
+    if redis is not None:
+        from crawler.distributed.run import run_distributed
+
+        if workers is None:
+            workers = (job.get("redis") or {}).get("workers", 2)
+        return run_distributed(db_path, job, overrides, url=redis, workers=workers, resume=resume,
+                               verbose=verbose)[0]
     job_path = Path(jobdir) if jobdir else jobs_dir(db_path) / f"crawl-{crawl_id}"
     if resume and job_path.exists():
         # The database, not Scrapy's queue files, says what is left: after a
@@ -146,13 +176,7 @@ def run_crawl(
 
     crawl_settings = project_settings(overrides)
     process = CrawlerProcess(crawl_settings)
-    if logging.getLevelName(crawl_settings.get("LOG_LEVEL", "DEBUG")) >= logging.WARNING:
-        # every failed page is recorded with its reason and summed up per site at the end;
-        # the retry middleware's "Gave up retrying" lines would say it again, a line a request
-        logging.getLogger("scrapy.downloadermiddlewares.retry").setLevel(logging.CRITICAL)
-        # a site whose robots.txt cannot be fetched (its name does not resolve): one line, no
-        # traceback (-v shows it)
-        logging.getLogger("scrapy.downloadermiddlewares.robotstxt").addFilter(_one_line)
+    quiet_logs(crawl_settings)
     process.crawl(ClinicsSpider, seed_list=seeds)
     process.start()
     return crawl_id

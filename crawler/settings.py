@@ -76,6 +76,15 @@ STEMWATCH_RENDER_PAGES = 2
 STEMWATCH_RENDER_TIMEOUT = 30
 STEMWATCH_RENDER_SETTLE = 2.0
 
+# Distributed crawls (`stemwatch crawl --redis URL --workers N`, `stemwatch worker`;
+# crawler/distributed/): seconds without a heartbeat before a worker counts as gone
+# and its unfinished requests go back to the frontier; how often an idle worker or
+# the writer looks at Redis; how many items may wait in Redis for the writer before
+# workers slow down. The Redis server itself is named on the command line only.
+STEMWATCH_REDIS_LEASE_TIMEOUT = 60.0
+STEMWATCH_REDIS_POLL = 0.5
+STEMWATCH_REDIS_MAX_ITEMS = 10_000
+
 # --- identity ---------------------------------------------------------------
 # %(contact)s is filled in from STEMWATCH_CONTACT by the spider at start.
 USER_AGENT = "stemwatch/0.1 (+research crawler of stem-cell clinic marketing; contact: %(contact)s)"

@@ -60,6 +60,8 @@ class Site:
         self.hits: Counter = Counter()
         self.user_agents: set[str] = set()
         self.log: list[tuple[float, str]] = []
+        self.active = 0  # requests being answered now, and the most at once
+        self.max_active = 0
         self._lock = threading.Lock()
         site = self
 
@@ -115,6 +117,15 @@ class Site:
             self.hits[full] += 1
             self.log.append((time.monotonic(), full))
             self.user_agents.add(handler.headers.get("User-Agent", ""))
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            self._answer(handler, parts)
+        finally:
+            with self._lock:
+                self.active -= 1
+
+    def _answer(self, handler: BaseHTTPRequestHandler, parts):
         route = self.route_for(parts.path, parts.query)
         if callable(route):
             route = route(handler, parts.path, parts.query)

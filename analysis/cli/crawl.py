@@ -111,9 +111,15 @@ def demo(db_path, do_serve, port, sites_port):
 @click.option("--render", "render", type=click.Choice(["off", "auto", "js"]), default=None,
               help="Render pages in headless Chromium: js every page, auto (the default) the pages that "
                    "hold almost no text but run scripts and the seeds whose render column says js, off none")
+@click.option("--redis", "redis_url", metavar="URL",
+              help="Crawl with worker processes sharing one frontier in this Redis server "
+                   "(redis://HOST:PORT/DB); this process stores what they fetch")
+@click.option("--workers", type=click.IntRange(0, 256), default=None,
+              help="With --redis: worker processes started on this machine (0: only those started "
+                   "elsewhere with stemwatch worker)  [default: 2]")
 @click.option("--verbose", "-v", is_flag=True, help="Show Scrapy's log")
 def crawl(seeds, db_path, max_pages_per_site, allow_hosts, contact, resume, scrapy_settings, page_resources,
-          render, verbose):
+          render, redis_url, workers, verbose):
     """Crawl clinic sites politely and flag their claims.
 
     SEED is a URL or a CSV file with a `url` column (optional name, country,
@@ -122,18 +128,20 @@ def crawl(seeds, db_path, max_pages_per_site, allow_hosts, contact, resume, scra
     unless allowed with --allow-host. Failed pages are recorded with their
     error and do not stop the crawl. Progress goes to stderr.
 
+    With --redis, --workers processes (here, and any started elsewhere with
+    `stemwatch worker`) crawl together, each site's politeness and page cap
+    holding for all of them at once, and this process alone writes the
+    database.
+
     Example: stemwatch crawl seeds.csv --db clinics.db --contact you@lab.org
     """
     from crawler.seeds import SeedError, load_seeds
 
     if resume and seeds:
         raise click.UsageError("--resume continues the recorded crawl: give no seeds with it")
-    overrides = {}
-    for item in scrapy_settings:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise click.UsageError(f"--set expects NAME=VALUE, got {item!r}")
-        overrides[name.strip()] = value
+    if workers is not None and not redis_url and not resume:
+        raise click.UsageError("--workers needs --redis: worker processes share their frontier in Redis")
+    overrides = parse_settings(scrapy_settings)
     overrides.setdefault("LOG_LEVEL", "INFO" if verbose else "WARNING")
     if page_resources:
         overrides["STEMWATCH_PAGE_RESOURCES"] = True
@@ -148,13 +156,60 @@ def crawl(seeds, db_path, max_pages_per_site, allow_hosts, contact, resume, scra
         for problem in problems:
             click.echo(f"warning: {problem}", err=True)
         click.echo(f"Crawling {len(seed_list)} site(s) into {db_path}", err=True)
+    distributed = {"redis": redis_url, "workers": workers, "verbose": verbose} if redis_url or resume else {}
     summary = _run_crawl(
         seed_list, db_path, max_pages_per_site=max_pages_per_site, allow_hosts=allow_hosts,
-        contact=contact, settings=overrides, resume=resume,
+        contact=contact, settings=overrides, resume=resume, **distributed,
     )
     _print_summary(summary)
     if summary["crawl"]["status"] != "finished":
         click.echo(f"The crawl was interrupted; continue it with: stemwatch crawl --resume --db {db_path}")
+
+
+def parse_settings(items) -> dict:
+    overrides = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.UsageError(f"--set expects NAME=VALUE, got {item!r}")
+        overrides[name.strip()] = value
+    return overrides
+
+
+@click.command()
+@click.option("--redis", "redis_url", required=True, metavar="URL", help="The crawl's Redis server")
+@click.option("--crawl", "key", required=True, metavar="KEY",
+              help="The crawl's key, as `stemwatch crawl --redis` prints it (e.g. 12-9f2c4e1a)")
+@click.option("--warc-dir", type=click.Path(file_okay=False), default=None,
+              help="Where this worker writes its WARC files (default: the crawl's, next to its database)")
+@click.option("--set", "-s", "scrapy_settings", multiple=True, metavar="NAME=VALUE",
+              help="A setting of this worker only, e.g. CONCURRENT_REQUESTS; repeatable")
+@click.option("--parent", type=int, default=None, hidden=True)
+@click.option("--verbose", "-v", is_flag=True, help="Show Scrapy's log")
+def worker(redis_url, key, warc_dir, scrapy_settings, parent, verbose):
+    """Fetch pages for a distributed crawl, on this machine or any other.
+
+    Takes requests from the crawl's shared frontier in Redis, fetches them
+    with the crawl's own settings (robots.txt, the private-address guard,
+    each site's delay and concurrency, counted for every worker together)
+    and pushes what it fetched to Redis for the crawl's writer. Its WARC
+    files go to --warc-dir, named after the worker so that every worker's
+    files fit in the crawl's one folder. Killed, it loses nothing: its
+    unfinished requests go back to the frontier. It stops when the crawl is
+    done.
+
+    Example: stemwatch worker --redis redis://crawl-db:6379/0 --crawl 12-9f2c4e1a
+    """
+    from crawler.run import CrawlError
+    from crawler.distributed.run import run_worker
+
+    overrides = parse_settings(scrapy_settings)
+    if verbose:
+        overrides["LOG_LEVEL"] = "INFO"
+    try:
+        run_worker(redis_url, key, warc_dir=warc_dir, parent=parent, settings=overrides)
+    except CrawlError as e:
+        raise click.ClickException(str(e))
 
 
 def _run_crawl(seeds, db_path, **options) -> dict:
@@ -218,4 +273,4 @@ def schedule(ctx, seeds, db_path, every, max_runs, lock_path, max_pages_per_site
     ctx.exit(0 if all(c == 0 for c in codes) else 1)
 
 
-COMMANDS = [demo, crawl, schedule]
+COMMANDS = [demo, crawl, worker, schedule]

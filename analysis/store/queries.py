@@ -46,6 +46,11 @@ def resume_state(store: Store, crawl_id: int, sites: set[str]) -> tuple[list[tup
     return stored, frontier
 
 
+def stored_urls(store: Store, crawl_id: int) -> set[str]:
+    """URLs of the pages a crawl has stored."""
+    return {r[0] for r in store.db.execute("select url from pages where crawl_id = ?", [crawl_id])}
+
+
 def per_site_counts(store: Store, crawl_id: int) -> list[dict]:
     """Per site of a crawl: pages, failed pages and claim rows."""
     return [dict(r) for r in store.db.query(

@@ -57,6 +57,7 @@ SKIP_EXTENSIONS = {
     "css", "js", "json", "woff", "woff2", "ttf", "eot", "otf",
     "doc", "docx", "xls", "xlsx", "ppt", "pptx", "odt", "ods", "rtf", "ics", "vcf",
 }
+MAX_SITEMAPS_PER_SITE = 10  # sitemaps and sitemap indexes read per site: a trap limit
 _NUMERIC_SEGMENT = re.compile(r"^[\d\-_.:]+$")
 
 
@@ -101,6 +102,14 @@ def describe_failure(failure) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
+def fill_contact(settings) -> None:
+    """USER_AGENT names the contact (STEMWATCH_CONTACT, e.g. from -s or --contact)."""
+    ua = settings.get("USER_AGENT") or ""
+    if "%(contact)s" in ua:
+        contact = settings.get("STEMWATCH_CONTACT") or "unknown"
+        settings.set("USER_AGENT", ua % {"contact": contact}, priority=settings.getpriority("USER_AGENT"))
+
+
 class ClinicsSpider(scrapy.Spider):
     name = "clinics"
 
@@ -143,12 +152,8 @@ class ClinicsSpider(scrapy.Spider):
 
     @classmethod
     def update_settings(cls, settings):
-        """USER_AGENT names the contact (STEMWATCH_CONTACT, e.g. from -s or --contact)."""
         super().update_settings(settings)
-        ua = settings.get("USER_AGENT") or ""
-        if "%(contact)s" in ua:
-            contact = settings.get("STEMWATCH_CONTACT") or "unknown"
-            settings.set("USER_AGENT", ua % {"contact": contact}, priority=settings.getpriority("USER_AGENT"))
+        fill_contact(settings)
         render.configure(settings)  # only when a page may be rendered: plain crawls stay as they are
 
     # -- resume --------------------------------------------------------------
@@ -198,16 +203,8 @@ class ClinicsSpider(scrapy.Spider):
         if len(canon) > self.max_url_length:
             stats.inc_value("stemwatch/skipped/url_length")
             return None
-        if self.per_site[site] >= self.max_pages:
-            stats.inc_value("stemwatch/skipped/site_cap")
+        if not self.admit(canon, site):
             return None
-        pattern = url_pattern(canon)
-        if self.max_per_pattern and self.per_pattern[pattern] >= self.max_per_pattern:
-            stats.inc_value("stemwatch/skipped/pattern_cap")
-            return None
-        self.seen.add(canon)
-        self.per_site[site] += 1
-        self.per_pattern[pattern] += 1
         headers = {"Referer": referer} if referer else None
         meta = {"site": site, "depth": depth, "stemwatch_kind": "page", "download_slot": site}
         reason = self.render_reason(site)
@@ -277,31 +274,59 @@ class ClinicsSpider(scrapy.Spider):
         yield from self.parse(cls(url=plain["url"], status=plain["status"], headers=Headers(plain["headers"]),
                                   body=plain["body"], request=replay))
 
+    def admit(self, canon: str, site: str) -> bool:
+        """The page caps: whether a page that passed every other check is requested
+        (and counted). A distributed crawl counts in Redis instead."""
+        stats = self.crawler.stats
+        if self.per_site[site] >= self.max_pages:
+            stats.inc_value("stemwatch/skipped/site_cap")
+            return False
+        pattern = url_pattern(canon)
+        if self.max_per_pattern and self.per_pattern[pattern] >= self.max_per_pattern:
+            stats.inc_value("stemwatch/skipped/pattern_cap")
+            return False
+        self.seen.add(canon)
+        self.per_site[site] += 1
+        self.per_pattern[pattern] += 1
+        return True
+
     async def start(self):
         for entry in self.frontier:
             req = self.page_request(entry["url"], entry.get("depth") or 0, entry.get("referer"), entry.get("site"))
             if req is not None:
                 yield req
         for seed in self.seeds:
-            site = seed.get("site") or site_key(seed["url"])
-            for url in [seed["url"], *seed.get("extra_urls", [])]:
-                req = self.page_request(url, 0, site=site)
-                if req is not None:
-                    yield req
-            if self.use_sitemaps:
-                base = "{0.scheme}://{0.netloc}".format(urlsplit(seed["url"]))
-                yield scrapy.Request(
-                    base + "/robots.txt", callback=self.parse_robots, errback=self.aux_failed,
-                    dont_filter=True, priority=5,
-                    meta={"site": site, "stemwatch_kind": "robots", "dont_obey_robotstxt": True,
-                          "download_slot": site},
-                )
-                yield self.sitemap_request(base + "/sitemap.xml", site)
+            for req in self.seed_requests(seed):
+                yield req
+
+    def seed_requests(self, seed: dict):
+        """A seed's pages, its robots.txt and its sitemap."""
+        site = seed.get("site") or site_key(seed["url"])
+        for url in [seed["url"], *seed.get("extra_urls", [])]:
+            req = self.page_request(url, 0, site=site)
+            if req is not None:
+                yield req
+        if self.use_sitemaps:
+            base = "{0.scheme}://{0.netloc}".format(urlsplit(seed["url"]))
+            yield scrapy.Request(
+                base + "/robots.txt", callback=self.parse_robots, errback=self.aux_failed,
+                dont_filter=True, priority=5,
+                meta={"site": site, "stemwatch_kind": "robots", "dont_obey_robotstxt": True,
+                      "download_slot": site},
+            )
+            req = self.sitemap_request(base + "/sitemap.xml", site)
+            if req is not None:
+                yield req
+
+    def admit_sitemap(self, url: str, site: str) -> bool:
+        if self.sitemaps_per_site[site] >= MAX_SITEMAPS_PER_SITE:
+            return False
+        self.sitemaps_per_site[site] += 1
+        return True
 
     def sitemap_request(self, url: str, site: str):
-        if self.sitemaps_per_site[site] >= 10 or self.in_scope(url) != site:
+        if self.in_scope(url) != site or not self.admit_sitemap(url, site):
             return None
-        self.sitemaps_per_site[site] += 1
         return scrapy.Request(
             url, callback=self.parse_sitemap, errback=self.aux_failed, dont_filter=True, priority=5,
             meta={"site": site, "stemwatch_kind": "sitemap", "depth_reset": True, "depth": 0,
@@ -384,7 +409,7 @@ class ClinicsSpider(scrapy.Spider):
             request, final_url=response.url, status=response.status, content_type=ctype or None,
             headers=headers, size=len(response.body),
         )
-        self.seen.add(canonicalize(response.url))
+        self.mark_seen(canonicalize(response.url))
         hops = response.meta.get(render.HOPS) if "playwright" in response.flags else None
         if hops:
             # the rendered DOM is the page read; what the server sent is kept beside it
@@ -440,6 +465,10 @@ class ClinicsSpider(scrapy.Spider):
                 item["resources"].append(req.url)
                 yield req
         yield item
+
+    def mark_seen(self, canon: str):
+        """A redirect's target is not requested again as a page of its own."""
+        self.seen.add(canon)
 
     def resource_requests(self, response, site: str):
         """The page's own stylesheets and images, on its site (the dupe filter fetches each once)."""

@@ -1,0 +1,167 @@
+"""A worker's scheduler: scrapy-redis's, made safe to kill.
+
+scrapy_redis.scheduler.Scheduler keeps the frontier in a Redis sorted set
+(its PriorityQueue: member = serialised request, score = -priority) shared by
+every worker, with its RFPDupeFilter shared too (page resources go through
+it). Two things it does not do, done here:
+
+- Leases. Its pop removes the request from Redis, so a worker killed with
+  requests in flight loses them. Here a pop moves the request into the
+  worker's lease set in the same step, and the lease is dropped only once
+  Scrapy is done with the request: when the engine takes it out of its
+  in-progress set, after the response went through the callback and every
+  request and item that came of it was enqueued in Redis (a redirect or a
+  retry is a new request, queued before the old one leaves). A worker whose
+  heartbeat stops has its leases put back by any other process of the crawl.
+- Admission. The clinics spider's seen set, page caps and trap limits live in
+  this process's memory; with many workers they would be counted once per
+  worker. A new page, sitemap or robots.txt request carries what to count
+  (meta["stemwatch_admit"]) and is checked, counted and queued in one Lua
+  script, so a kill between counting and queueing cannot lose a page.
+
+Two workarounds for scrapy-redis 0.9.1 under Scrapy 2.13+: the spider's
+`start()` reads the start entries (scrapy-redis's RedisMixin only has the
+deprecated `start_requests()` and calls `engine.crawl(request, spider=...)`),
+stats are counted without the deprecated `spider` argument, and `open()`
+does not call the deprecated `Spider.log()`. Scrapy's
+engine asks a scheduler for work on every finished request and otherwise
+every 5 s; a worker waiting for others to fill the shared frontier asks every
+STEMWATCH_REDIS_POLL seconds instead (the engine's slot heartbeat interval).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+from scrapy import signals
+from scrapy.utils.misc import load_object
+from scrapy_redis.scheduler import Scheduler
+
+from crawler.distributed.state import Caps, RedisCrawl
+
+logger = logging.getLogger(__name__)
+
+ADMIT_KEY = "stemwatch_admit"  # [kind, seen-set member, site, url pattern]
+STATS_KEPT = ("downloader/", "stemwatch/", "robotstxt/", "retry/", "scheduler/", "item_scraped_count",
+              "response_received_count", "elapsed_time_seconds", "finish_reason", "log_count/ERROR")
+
+
+class LeasedScheduler(Scheduler):
+    @classmethod
+    def from_crawler(cls, crawler):
+        scheduler = super().from_crawler(crawler)
+        settings = crawler.settings
+        scheduler.crawler = crawler
+        scheduler.redis_crawl = RedisCrawl(scheduler.server, settings["STEMWATCH_REDIS_KEY"])
+        scheduler.worker = settings["STEMWATCH_WORKER_ID"]
+        scheduler.caps = Caps(**settings.getdict("STEMWATCH_REDIS_CAPS"))
+        scheduler.lease_timeout = settings.getfloat("STEMWATCH_REDIS_LEASE_TIMEOUT", 60)
+        scheduler.poll = settings.getfloat("STEMWATCH_REDIS_POLL", 0.5)
+        scheduler.parent = settings.getint("STEMWATCH_REDIS_PARENT") or None
+        scheduler.held = {}  # Request -> its member in the lease set
+        scheduler.loop = None
+        scheduler.stopping = False
+        scheduler._last_beat = scheduler._last_recovery = 0.0
+        crawler.signals.connect(scheduler.spider_closed, signal=signals.spider_closed)
+        return scheduler
+
+    def open(self, spider):
+        # scrapy-redis's open() without its deprecated spider.log() call and its flush
+        # options (SCHEDULER_PERSIST: the frontier belongs to the crawl, not to a worker)
+        self.spider = spider
+        self.queue = load_object(self.queue_cls)(server=self.server, spider=spider, key=self.queue_key,
+                                                 serializer=self.serializer)
+        if not self.df:
+            self.df = load_object(self.dupefilter_cls).from_spider(spider)
+        self.redis_crawl.heartbeat(self.worker)  # counted before it holds anything
+        engine = self.crawler.engine
+        # how often an idle worker looks at the shared frontier (Scrapy's default: 5 s)
+        engine._SLOT_HEARTBEAT_INTERVAL = min(engine._SLOT_HEARTBEAT_INTERVAL, self.poll)
+        from twisted.internet import task
+
+        self.loop = task.LoopingCall(self.sync)
+        self.loop.start(min(0.25, self.poll), now=False)
+
+    def close(self, reason):
+        if self.loop is not None and self.loop.running:
+            self.loop.stop()
+        self._ack_finished()
+        back = self.redis_crawl.release_worker(self.worker)
+        if back:
+            logger.info("worker %s put %d unfinished requests back in the frontier", self.worker, back)
+        return super().close(reason)  # SCHEDULER_PERSIST: the frontier stays for the other workers
+
+    def spider_closed(self, spider=None, reason=None):
+        stats = {k: v for k, v in self.crawler.stats.get_stats().items() if k.startswith(STATS_KEPT)}
+        stats["finish_reason"] = reason
+        self.redis_crawl.save_worker_stats(self.worker, stats)
+
+    # -- the frontier ------------------------------------------------------------
+    def enqueue_request(self, request):
+        admit = request.meta.pop(ADMIT_KEY, None)
+        if not request.dont_filter and self.df.request_seen(request):
+            self.df.log(request, self.spider)
+            return False
+        data = self.queue._encode_request(request)
+        if admit is None:
+            self.server.zadd(self.queue.key, {data: -request.priority})
+        else:
+            kind, member, site, pattern = admit
+            verdict = self.redis_crawl.admit(kind, member, site, pattern, self.caps, -request.priority, data)
+            if verdict != "ok":
+                self.stats.inc_value(f"stemwatch/skipped/{verdict}")
+                return False
+        self.stats.inc_value("scheduler/enqueued/redis")
+        return True
+
+    def next_request(self):
+        if self.stopping:
+            return None
+        data = self.redis_crawl.pop_request(self.worker)
+        if data is None:
+            return None
+        request = self.queue._decode_request(data)
+        self.held[request] = data
+        self.stats.inc_value("scheduler/dequeued/redis")
+        return request
+
+    # -- leases ----------------------------------------------------------------------
+    def _ack_finished(self):
+        slot = getattr(self.crawler.engine, "_slot", None)
+        in_progress = slot.inprogress if slot is not None else set()
+        done = [r for r in self.held if r not in in_progress]
+        if done:
+            self.redis_crawl.ack_requests(self.worker, [self.held.pop(r) for r in done])
+
+    def sync(self):
+        """Every quarter second: finished requests leave their lease; every second a
+        heartbeat; every few seconds, any silent worker's work goes back."""
+        try:
+            self._ack_finished()
+            now = time.monotonic()
+            if now - self._last_beat >= 1.0:
+                self._last_beat = now
+                self.redis_crawl.heartbeat(self.worker)
+                if self.parent and os.getppid() != self.parent:
+                    self.stop("the crawl's writer is gone")
+            if now - self._last_recovery >= max(1.0, self.lease_timeout / 3):
+                self._last_recovery = now
+                gone, back = self.redis_crawl.recover(self.lease_timeout)
+                if gone:
+                    logger.warning("%d worker(s) stopped answering: %d requests put back in the frontier", gone, back)
+        except Exception as e:  # Redis away for a moment must not end the loop; the next tick retries
+            logger.error("cannot reach Redis: %s", e)
+
+    def stop(self, why: str):
+        if self.stopping:
+            return
+        self.stopping = True
+        logger.warning("worker %s stops: %s", self.worker, why)
+        stop = getattr(self.crawler, "stop_async", None)
+        if stop is not None:
+            asyncio.ensure_future(stop())
+        else:  # Scrapy 2.13
+            self.crawler.stop()
