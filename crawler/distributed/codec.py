@@ -40,8 +40,18 @@ def _hook(obj: dict) -> Any:
     return obj
 
 
+def _default(obj: Any) -> Any:
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return {_BYTES: base64.b64encode(bytes(obj)).decode("ascii")}
+    raise TypeError(f"a {type(obj).__name__} cannot travel through Redis (request meta and items must be JSON data)")
+
+
 def dumps(obj: Any) -> bytes:
-    return json.dumps(_plain(obj), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:  # most items: str keys throughout, bytes only as values
+        text = json.dumps(obj, default=_default, separators=(",", ":"), ensure_ascii=False)
+    except TypeError:  # bytes keys (request headers), or something that is not data (refused by _plain)
+        text = json.dumps(_plain(obj), separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8")
 
 
 def loads(data: bytes | str) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -160,6 +161,7 @@ def run_distributed(db_path: Path, job: dict, overrides: dict, *, url: str, work
     from crawler.distributed.spiders import WriterSpider
 
     crawl, config = prepare(db_path, job, overrides, url, resume)
+    token = take_writer_lock(crawl, config.lease_timeout)
     job["redis"] = {"url": url, "key": crawl.key, "workers": workers}
     write_job(db_path, job)  # a resume finds the same state
     print(f"stemwatch: crawl {config.crawl_id} is {crawl.key} in Redis; on other machines: "
@@ -167,24 +169,43 @@ def run_distributed(db_path: Path, job: dict, overrides: dict, *, url: str, work
     writer = {
         **overrides, **redis_settings(url, crawl.key, config),
         "STEMWATCH_DB": str(db_path),
+        "STEMWATCH_REDIS_WRITER": token,
         "ITEM_PIPELINES": {"crawler.pipelines.StoragePipeline": None,
                            "crawler.distributed.pipelines.RedisStoragePipeline": 300},
     }
     procs = start_workers(workers, url, crawl.key, verbose)
+    finished = False
     try:
         process = CrawlerProcess(project_settings(writer))
         process.crawl(WriterSpider, seed_list=config.seeds)
         process.start()
+        store = Store(db_path)
+        try:
+            finished = crawl_status(store, config.crawl_id) == "finished"
+        finally:
+            store.close()
     finally:
-        stop_workers(procs, timeout=max(10.0, config.lease_timeout))
-    store = Store(db_path)
-    try:
-        finished = crawl_status(store, config.crawl_id) == "finished"
-    finally:
-        store.close()
+        # finished: the workers are leaving; else they stop now, handing back what they hold
+        stop_workers(procs, timeout=max(10.0, config.lease_timeout) if finished else 0)
+        try:
+            crawl.unlock_writer(token)
+        except Exception:  # Redis gone: the lock runs out by itself
+            pass
     if finished:
         crawl.cleanup()
     return config.crawl_id, crawl.key
+
+
+def take_writer_lock(crawl: RedisCrawl, lease_timeout: float) -> str:
+    """One writer per crawl. A killed writer's lock runs out after the lease timeout,
+    so a resume right after a kill waits that long."""
+    token = secrets.token_hex(8)
+    deadline = time.monotonic() + 2 * lease_timeout + 5
+    while not crawl.lock_writer(token, lease_timeout):
+        if time.monotonic() > deadline:
+            raise CrawlError(f"crawl {crawl.key} has a writer already (another stemwatch crawl --redis)")
+        time.sleep(0.2)
+    return token
 
 
 def run_worker(url: str, key: str, *, warc_dir: str | None = None, parent: int | None = None,

@@ -17,9 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import time
-from dataclasses import asdict
+from dataclasses import fields
 
 import scrapy
 from scrapy.exceptions import CloseSpider
@@ -44,7 +43,9 @@ def encode_item(item) -> bytes:
         return codec.dumps({"resource": dict(item)})
     page = dict(item)
     detector_input = page.pop("detector_input", None)
-    page["detector_input"] = asdict(detector_input) if detector_input is not None else None
+    if detector_input is not None:  # shallow: its fields are JSON data already
+        detector_input = {f.name: getattr(detector_input, f.name) for f in fields(detector_input)}
+    page["detector_input"] = detector_input
     return codec.dumps({"page": page})
 
 
@@ -73,6 +74,7 @@ class WorkerSpider(ClinicsSpider):
         spider.worker = settings["STEMWATCH_WORKER_ID"]
         spider.poll = settings.getfloat("STEMWATCH_REDIS_POLL", 0.5)
         spider.redis_crawl = _redis_crawl(settings)
+        spider.started = []  # start entries made into requests, for the scheduler to acknowledge
         return spider
 
     # -- what Redis counts -----------------------------------------------------------
@@ -139,8 +141,9 @@ class WorkerSpider(ClinicsSpider):
                 continue
             for req in self.entry_requests(json.loads(raw)):
                 yield req
-            # reached once the engine asks for more, i.e. once the last request is queued
-            crawl.ack_start(self.worker, raw)
+            # reached once the engine asks for more, i.e. once the last request is with the
+            # scheduler, which acknowledges the entry when it has put them in Redis
+            self.started.append(raw)
 
 
 class WriterSpider(scrapy.Spider):
@@ -166,20 +169,16 @@ class WriterSpider(scrapy.Spider):
         spider.redis_crawl = _redis_crawl(settings)
         spider.lease_timeout = settings.getfloat("STEMWATCH_REDIS_LEASE_TIMEOUT", 60)
         spider.poll = settings.getfloat("STEMWATCH_REDIS_POLL", 0.5)
-        spider.token = secrets.token_hex(8)
+        spider.token = settings["STEMWATCH_REDIS_WRITER"]  # the lock run_distributed took
         return spider
 
-    async def _lock(self):
-        """One writer per crawl; a killed writer's lock runs out after the lease timeout."""
-        deadline = time.monotonic() + 2 * self.lease_timeout + 5
-        while not self.redis_crawl.lock_writer(self.token, self.lease_timeout):
-            if time.monotonic() > deadline:
-                raise CloseSpider("another writer holds this crawl")
-            await asyncio.sleep(0.5)
+    def _recover(self):
+        gone, put_back = self.redis_crawl.recover(self.lease_timeout)
+        if gone:
+            logger.warning("%d worker(s) stopped answering: %d requests put back in the frontier", gone, put_back)
 
     async def start(self):
         crawl, stats = self.redis_crawl, self.crawler.stats
-        await self._lock()
         back = crawl.requeue_writing()
         if back:
             logger.info("%d items taken by an earlier writer and not stored are taken again", back)
@@ -189,11 +188,9 @@ class WriterSpider(scrapy.Spider):
             if now - last >= 1.0:
                 last = now
                 if not crawl.lock_writer(self.token, self.lease_timeout):
-                    raise CloseSpider("this writer lost its lock on the crawl")
-                gone, put_back = crawl.recover(self.lease_timeout)
-                if gone:
-                    logger.warning("%d worker(s) stopped answering: %d requests put back in the frontier",
-                                   gone, put_back)
+                    logger.error("another writer took this crawl over: this one stops")
+                    raise CloseSpider("shutdown")
+                self._recover()
                 counts = crawl.counts()
                 stats.set_value("stemwatch/queued", counts["queued"])
                 stats.set_value("stemwatch/in_flight", counts["in_flight"])
@@ -211,14 +208,9 @@ class WriterSpider(scrapy.Spider):
         # the workers see "done" and leave; their stats go with the crawl's
         deadline = time.monotonic() + max(10.0, self.lease_timeout)
         while crawl.live_workers() and time.monotonic() < deadline:
-            crawl.recover(self.lease_timeout)
+            self._recover()
             await asyncio.sleep(0.2)
         stats.set_value("stemwatch/workers", crawl.worker_stats())
         stats.set_value("stemwatch/queued", 0)
         stats.set_value("stemwatch/in_flight", 0)
 
-    def closed(self, reason):
-        try:
-            self.redis_crawl.unlock_writer(self.token)
-        except Exception:  # Redis gone: the lock runs out by itself
-            pass

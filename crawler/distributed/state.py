@@ -260,6 +260,7 @@ class RedisCrawl:
         self.key = key
         self.prefix = f"{PREFIX}:{{{key}}}:"
         self._scripts: dict[str, Any] = {}
+        self._admit_loaded = False
 
     def k(self, name: str) -> str:
         return self.prefix + name
@@ -366,13 +367,34 @@ class RedisCrawl:
         self.server.lrem(self.k("starting:" + worker), 1, raw)
 
     # -- requests -----------------------------------------------------------------------
-    def admit(self, kind: str, member: str, site: str, pattern: str, caps: Caps, score: float,
-              data: bytes) -> str:
-        """Queue a new page (robots.txt, sitemap) request unless it is seen or over a cap, in one step."""
+    def enqueue(self, batch: list[tuple[list | None, float, bytes]], caps: Caps) -> list[str]:
+        """Queue requests, (admit, score, data) each, in one round trip. A request with
+        `admit` ([kind, seen-set member, site, URL pattern]: a new page, robots.txt or
+        sitemap) is queued unless seen or over a cap, checked and counted in the same
+        step; the others are queued as they are. Returns "ok" or why not, for each."""
+        from redis.exceptions import NoScriptError
+
         keys = [self.k("requests"), self.k("seen"), self.k("pages"), self.k("patterns"), self.k("sitemaps")]
-        verdict = self._script(ADMIT)(keys=keys, args=[kind, member, site, pattern, caps.max_pages,
-                                                       caps.max_per_pattern, caps.max_sitemaps, score, data])
-        return verdict.decode() if isinstance(verdict, bytes) else str(verdict)
+        script = self._script(ADMIT)
+        if not self._admit_loaded:
+            # loaded once: a pipeline holding a Script object asks SCRIPT EXISTS every time
+            self.server.script_load(ADMIT)
+            self._admit_loaded = True
+        pipe = self.server.pipeline(transaction=False)
+        for admit, score, data in batch:
+            if admit is None:
+                pipe.zadd(self.k("requests"), {data: score})
+            else:
+                kind, member, site, pattern = admit
+                pipe.evalsha(script.sha, len(keys), *keys, kind, member, site, pattern, caps.max_pages,
+                             caps.max_per_pattern, caps.max_sitemaps, score, data)
+        try:
+            verdicts = pipe.execute()
+        except NoScriptError:  # the server lost its scripts (restarted): no admission ran; queueing twice is harmless
+            self._admit_loaded = False
+            return self.enqueue(batch, caps)
+        return ["ok" if admit is None else (v.decode() if isinstance(v, bytes) else str(v))
+                for (admit, _, _), v in zip(batch, verdicts)]
 
     def mark_seen(self, member: str) -> None:
         self.server.sadd(self.k("seen"), member)
