@@ -137,19 +137,25 @@ def start_workers(n: int, url: str, key: str, verbose: bool) -> list[subprocess.
     return [subprocess.Popen(argv, stdout=subprocess.DEVNULL) for _ in range(n)]
 
 
-def stop_workers(procs: list[subprocess.Popen], timeout: float) -> None:
+def wait_workers(procs: list[subprocess.Popen], timeout: float, finished: bool) -> None:
+    """A finished crawl's workers are leaving: wait for them (and stop any that do not).
+    An unfinished crawl's were stopped with it (Ctrl-C, SIGTERM reach the whole process
+    group) or stop by themselves once this process is gone: no second signal, which
+    would make Scrapy stop them at once rather than hand back what they hold."""
     deadline = time.monotonic() + timeout
     for proc in procs:
         try:
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            proc.terminate()  # Scrapy's graceful stop: in-flight pages finish, the rest goes back
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            if finished:
+                proc.terminate()  # Scrapy's graceful stop
+    if finished:
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def run_distributed(db_path: Path, job: dict, overrides: dict, *, url: str, workers: int, resume: bool,
@@ -185,8 +191,7 @@ def run_distributed(db_path: Path, job: dict, overrides: dict, *, url: str, work
         finally:
             store.close()
     finally:
-        # finished: the workers are leaving; else they stop now, handing back what they hold
-        stop_workers(procs, timeout=max(10.0, config.lease_timeout) if finished else 0)
+        wait_workers(procs, max(10.0, config.lease_timeout) if finished else 30.0, finished)
         try:
             crawl.unlock_writer(token)
         except Exception:  # Redis gone: the lock runs out by itself
