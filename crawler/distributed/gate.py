@@ -29,25 +29,32 @@ import itertools
 import time
 from collections import defaultdict
 
-from scrapy.core.downloader.handlers.http11 import HTTP11DownloadHandler
 from scrapy.exceptions import NotConfigured
+from scrapy.utils.misc import build_from_crawler, load_object
 from scrapy_redis import connection
 
 from analysis.store.sites import site_key
+from crawler import render
 from crawler.distributed.state import Politeness, RedisCrawl
 from crawler.middlewares import SITE_SLOWED
 
 CONCURRENCY_POLL = 0.05  # seconds between two asks while a site has all its transfers running
 
 
-class GatedDownloadHandler(HTTP11DownloadHandler):
+class GatedDownloadHandler:
+    """The crawl's own HTTP(S) handler (Scrapy's, or crawler.render's when pages may be
+    rendered: a rendered page is one turn), each download waiting for its site's turn."""
+
     lazy = False
 
     def __init__(self, crawler):
         settings = crawler.settings
         if not settings.get("STEMWATCH_REDIS_KEY"):
             raise NotConfigured("not a distributed crawl")
-        super().__init__(crawler)
+        inner = settings.get("STEMWATCH_GATED_HANDLER") or (
+            render.HANDLER if render.render_mode(settings) != "off" and render.unavailable(settings) is None
+            else settings.get("STEMWATCH_PLAIN_HANDLER") or render.PLAIN_HANDLER)
+        self.inner = build_from_crawler(load_object(inner), crawler)
         self.redis_crawl = RedisCrawl(connection.from_settings(settings), settings["STEMWATCH_REDIS_KEY"])
         self.politeness = Politeness(**settings.getdict("STEMWATCH_REDIS_POLITENESS"))
         self.worker = settings["STEMWATCH_WORKER_ID"]
@@ -56,6 +63,13 @@ class GatedDownloadHandler(HTTP11DownloadHandler):
         self.stats = crawler.stats
         crawler.signals.connect(self.site_slowed, signal=SITE_SLOWED)
         self._sites: dict[str, str] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    async def close(self) -> None:
+        await self.inner.close()
 
     def site_of(self, url: str) -> str:
         origin = url[: url.find("/", url.find("//") + 2) % (len(url) + 1)]
@@ -83,7 +97,7 @@ class GatedDownloadHandler(HTTP11DownloadHandler):
         token = await self.acquire(site)
         started = time.monotonic()
         try:
-            response = await super().download_request(request)
+            response = await self.inner.download_request(request)
         except BaseException:
             self.redis_crawl.release_site(site, self.worker, token, self.politeness, None, None)
             raise
