@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections import defaultdict
 
@@ -35,8 +36,11 @@ from scrapy_redis import connection
 
 from analysis.store.sites import site_key
 from crawler import render
+from crawler.distributed.scheduler import REDIS_ERRORS
 from crawler.distributed.state import Politeness, RedisCrawl
 from crawler.middlewares import SITE_SLOWED
+
+logger = logging.getLogger(__name__)
 
 CONCURRENCY_POLL = 0.05  # seconds between two asks while a site has all its transfers running
 
@@ -83,7 +87,12 @@ class GatedDownloadHandler:
         waited = False
         async with self.turns[site]:
             while True:
-                wait = self.redis_crawl.acquire_site(site, self.worker, token, self.politeness)
+                try:
+                    wait = self.redis_crawl.acquire_site(site, self.worker, token, self.politeness)
+                except REDIS_ERRORS as e:  # no turn without Redis: wait for it rather than fail the page
+                    logger.error("cannot reach Redis (%s): %s waits", e, site)
+                    await asyncio.sleep(1.0)
+                    continue
                 if wait == 0:
                     break
                 waited = True
@@ -99,11 +108,16 @@ class GatedDownloadHandler:
         try:
             response = await self.inner.download_request(request)
         except BaseException:
-            self.redis_crawl.release_site(site, self.worker, token, self.politeness, None, None)
+            self.release(site, token, None, None)
             raise
-        self.redis_crawl.release_site(site, self.worker, token, self.politeness, time.monotonic() - started,
-                                      response.status)
+        self.release(site, token, time.monotonic() - started, response.status)
         return response
+
+    def release(self, site: str, token: str, latency: float | None, status: int | None):
+        try:
+            self.redis_crawl.release_site(site, self.worker, token, self.politeness, latency, status)
+        except REDIS_ERRORS as e:  # the turn runs out by itself (DOWNLOAD_TIMEOUT + 10 s)
+            logger.error("cannot reach Redis (%s): %s's turn runs out by itself", e, site)
 
     def site_slowed(self, request, seconds: float):
         self.redis_crawl.hold_site(self.site_of(request.url), seconds)

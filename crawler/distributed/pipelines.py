@@ -16,15 +16,19 @@ not stored twice.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from scrapy.exceptions import NotConfigured
 from scrapy_redis import connection
 
 from analysis.store.queries import stored_urls
+from crawler.distributed.scheduler import REDIS_ERRORS
 from crawler.distributed.spiders import encode_item
 from crawler.distributed.state import RedisCrawl
 from crawler.items import PageItem
 from crawler.pipelines import StoragePipeline
+
+logger = logging.getLogger(__name__)
 
 
 class RedisItemPipeline:
@@ -44,14 +48,24 @@ class RedisItemPipeline:
 
     async def process_item(self, item, spider=None):
         self.sent += 1
-        waiting = self.redis_crawl.push_item(f"{self.worker}:{self.sent}", encode_item(item))
+        item_id, data = f"{self.worker}:{self.sent}", encode_item(item)
+        while True:
+            try:
+                waiting = self.redis_crawl.push_item(item_id, data)
+                break
+            except REDIS_ERRORS as e:  # the request stays leased meanwhile: nothing is lost
+                logger.error("cannot reach Redis (%s): an item waits", e)
+                await asyncio.sleep(1.0)
         if isinstance(item, PageItem):
             self.stats.inc_value("stemwatch/pages")
             self.stats.inc_value("stemwatch/errors" if item.get("error") else "stemwatch/ok")
         while waiting > self.max_waiting:
             self.stats.inc_value("stemwatch/waited_for_writer")
             await asyncio.sleep(1.0)
-            waiting = self.redis_crawl.waiting_items()
+            try:
+                waiting = self.redis_crawl.waiting_items()
+            except REDIS_ERRORS:
+                pass
         return item
 
 
@@ -83,5 +97,8 @@ class RedisStoragePipeline(StoragePipeline):
     def flush(self):
         super().flush()
         if self.unacked and self.redis_crawl is not None:
-            ids, self.unacked = self.unacked, []
-            self.redis_crawl.ack_items(ids)
+            try:
+                self.redis_crawl.ack_items(self.unacked)
+                self.unacked = []
+            except REDIS_ERRORS as e:  # stored: acknowledged at the next flush (or stored once again later)
+                logger.error("cannot reach Redis (%s): stored items are acknowledged later", e)

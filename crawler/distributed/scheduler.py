@@ -36,6 +36,7 @@ import logging
 import os
 import time
 
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 from scrapy.utils.misc import load_object
 from scrapy_redis.scheduler import Scheduler
 
@@ -43,6 +44,7 @@ from crawler.distributed.state import Caps, RedisCrawl
 
 logger = logging.getLogger(__name__)
 
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 ADMIT_KEY = "stemwatch_admit"  # [kind, seen-set member, site, url pattern]
 STATS_KEPT = ("downloader/", "stemwatch/", "robotstxt/", "retry/", "scheduler/", "item_scraped_count",
               "response_received_count", "elapsed_time_seconds", "finish_reason", "log_count/ERROR")
@@ -69,7 +71,7 @@ class LeasedScheduler(Scheduler):
         scheduler.callbacks = _Callbacks()
         scheduler.loop = None
         scheduler.stopping = False
-        scheduler._last_beat = scheduler._last_recovery = 0.0
+        scheduler._last_beat = scheduler._last_recovery = scheduler._last_complaint = 0.0
         return scheduler
 
     def open(self, spider):
@@ -131,7 +133,12 @@ class LeasedScheduler(Scheduler):
     def flush(self):
         if self.pending:
             batch, self.pending = self.pending, []
-            for verdict in self.redis_crawl.enqueue(batch, self.caps):
+            try:
+                verdicts = self.redis_crawl.enqueue(batch, self.caps)
+            except Exception:
+                self.pending = batch + self.pending  # kept, and nothing acknowledged, until Redis is back
+                raise
+            for verdict in verdicts:
                 self.stats.inc_value("scheduler/enqueued/redis" if verdict == "ok" else f"stemwatch/skipped/{verdict}")
         starts = getattr(self.spider, "started", None)
         if starts:  # start entries whose requests are all queued now
@@ -140,14 +147,20 @@ class LeasedScheduler(Scheduler):
                 self.redis_crawl.ack_start(self.worker, raw)
 
     def has_pending_requests(self):
-        self.flush()
-        return super().has_pending_requests()
+        try:
+            self.flush()
+            return super().has_pending_requests()
+        except REDIS_ERRORS as e:
+            self._redis_away(e)
+            return True  # not idle: Redis may still hold work
 
     def next_request(self):
-        self.flush()
-        if self.stopping:
+        try:
+            self.flush()
+            data = None if self.stopping else self.redis_crawl.pop_request(self.worker)
+        except REDIS_ERRORS as e:
+            self._redis_away(e)
             return None
-        data = self.redis_crawl.pop_request(self.worker)
         if data is None:
             return None
         request = self.queue._decode_request(data)
@@ -180,8 +193,16 @@ class LeasedScheduler(Scheduler):
                 gone, back = self.redis_crawl.recover(self.lease_timeout)
                 if gone:
                     logger.warning("%d worker(s) stopped answering: %d requests put back in the frontier", gone, back)
-        except Exception as e:  # Redis away for a moment must not end the loop; the next tick retries
-            logger.error("cannot reach Redis: %s", e)
+        except REDIS_ERRORS as e:  # Redis away for a moment must not end the loop; the next tick retries
+            self._redis_away(e)
+        except Exception:
+            logger.exception("worker %s: the lease loop failed once", self.worker)
+
+    def _redis_away(self, e: Exception):
+        now = time.monotonic()
+        if now - self._last_complaint >= 10:
+            self._last_complaint = now
+            logger.error("cannot reach Redis (%s): waiting for it; nothing is acknowledged meanwhile", e)
 
     def stop(self, why: str):
         if self.stopping:

@@ -27,8 +27,8 @@ from scrapy_redis import connection
 from analysis.detect.inputs import PageInput
 from analysis.store.sites import site_key
 from crawler.distributed import codec
-from crawler.distributed.scheduler import ADMIT_KEY
-from crawler.distributed.state import RedisCrawl
+from crawler.distributed.scheduler import ADMIT_KEY, REDIS_ERRORS
+from crawler.distributed.state import RedisCrawl, StateLost
 from crawler.items import PageItem, ResourceItem
 from crawler.spiders.clinics import ClinicsSpider, fill_contact, url_pattern
 from crawler.urls import canonicalize
@@ -130,9 +130,14 @@ class WorkerSpider(ClinicsSpider):
         dead worker left are put back in the list, and the engine reads start() only."""
         crawl = self.redis_crawl
         while True:
-            raw = crawl.pop_start(self.worker)
+            try:
+                raw = crawl.pop_start(self.worker)
+                state = crawl.state() if raw is None else "running"
+            except REDIS_ERRORS as e:
+                logger.error("cannot reach Redis (%s): waiting for it", e)
+                await asyncio.sleep(1.0)
+                continue
             if raw is None:
-                state = crawl.state()
                 if state != "running":
                     if state is None:
                         logger.warning("the crawl's state is gone from Redis: this worker stops")
@@ -184,33 +189,46 @@ class WriterSpider(scrapy.Spider):
             logger.info("%d items taken by an earlier writer and not stored are taken again", back)
         last = 0.0
         while True:
-            now = time.monotonic()
-            if now - last >= 1.0:
-                last = now
-                if not crawl.lock_writer(self.token, self.lease_timeout):
-                    logger.error("another writer took this crawl over: this one stops")
-                    raise CloseSpider("shutdown")
-                self._recover()
-                counts = crawl.counts()
-                stats.set_value("stemwatch/queued", counts["queued"])
-                stats.set_value("stemwatch/in_flight", counts["in_flight"])
-            taken = crawl.take_items(TAKE)
+            try:
+                now = time.monotonic()
+                if now - last >= 1.0:
+                    last = now
+                    if not crawl.lock_writer(self.token, self.lease_timeout):
+                        logger.error("another writer took this crawl over: this one stops")
+                        raise CloseSpider("shutdown")
+                    self._recover()
+                    counts = crawl.counts()
+                    stats.set_value("stemwatch/queued", counts["queued"])
+                    stats.set_value("stemwatch/in_flight", counts["in_flight"])
+                taken = crawl.take_items(TAKE)
+                done = not taken and crawl.finished()
+                if done:
+                    crawl.set_state("done")
+            except REDIS_ERRORS as e:  # the crawl is in Redis: wait for it, never end the crawl for it
+                logger.error("cannot reach Redis (%s): the writer waits", e)
+                await asyncio.sleep(1.0)
+                continue
+            except StateLost as e:
+                logger.error("%s (a Redis server restarted without its data?): the writer stops; "
+                             "stemwatch crawl --resume rebuilds the crawl from the database", e)
+                raise CloseSpider("shutdown")
             for item_id, raw in taken:
                 item = decode_item(raw)
                 item._redis_id = item_id
                 yield item
-            if taken:
-                continue
-            if crawl.finished():
-                crawl.set_state("done")
+            if done:
                 break
-            await asyncio.sleep(min(self.poll, 0.2))
+            if not taken:
+                await asyncio.sleep(min(self.poll, 0.2))
         # the workers see "done" and leave; their stats go with the crawl's
         deadline = time.monotonic() + max(10.0, self.lease_timeout)
-        while crawl.live_workers() and time.monotonic() < deadline:
-            self._recover()
-            await asyncio.sleep(0.2)
-        stats.set_value("stemwatch/workers", crawl.worker_stats())
+        try:
+            while crawl.live_workers() and time.monotonic() < deadline:
+                self._recover()
+                await asyncio.sleep(0.2)
+            stats.set_value("stemwatch/workers", crawl.worker_stats())
+        except REDIS_ERRORS as e:  # the crawl is stored: only the workers' own stats are missing
+            logger.error("cannot reach Redis (%s): the crawl's record goes without its workers' stats", e)
         stats.set_value("stemwatch/queued", 0)
         stats.set_value("stemwatch/in_flight", 0)
 

@@ -111,8 +111,11 @@ end
 return {#gone, back}
 """
 
-# KEYS: start, requests, items, workers   ARGV: prefix
+# KEYS: start, requests, items, workers, config   ARGV: prefix
+# 1: nothing left anywhere; 0: work left; -1: the crawl's state is gone (a Redis server
+# restarted without its data), which must not pass for a finished crawl.
 FINISHED = """
+if redis.call('EXISTS', KEYS[5]) == 0 then return -1 end
 if redis.call('LLEN', KEYS[1]) > 0 or redis.call('ZCARD', KEYS[2]) > 0 or redis.call('LLEN', KEYS[3]) > 0 then
   return 0
 end
@@ -180,6 +183,10 @@ local nxt = tonumber(redis.call('HGET', KEYS[1], 'next') or '0')
 if now + tonumber(ARGV[1]) > nxt then redis.call('HSET', KEYS[1], 'next', now + tonumber(ARGV[1])) end
 return 0
 """
+
+
+class StateLost(Exception):
+    """The crawl's keys are gone from Redis (restarted without persistence, flushed)."""
 
 
 def new_crawl_key(crawl_id: int) -> str:
@@ -303,8 +310,11 @@ class RedisCrawl:
         pipe.execute()
 
     def finished(self) -> bool:
-        keys = [self.k("start"), self.k("requests"), self.k("items"), self.k("workers")]
-        return bool(self._script(FINISHED)(keys=keys, args=[self.prefix]))
+        keys = [self.k("start"), self.k("requests"), self.k("items"), self.k("workers"), self.k("config")]
+        done = int(self._script(FINISHED)(keys=keys, args=[self.prefix]))
+        if done < 0:
+            raise StateLost(f"the state of crawl {self.key} is gone from Redis")
+        return bool(done)
 
     def counts(self) -> dict[str, int]:
         pipe = self.server.pipeline(transaction=False)
