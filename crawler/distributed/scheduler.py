@@ -35,6 +35,7 @@ import asyncio
 import logging
 import os
 import time
+from collections import deque
 
 from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 from scrapy.utils.misc import load_object
@@ -45,6 +46,7 @@ from crawler.distributed.state import Caps, RedisCrawl
 logger = logging.getLogger(__name__)
 
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+TAKE = 4  # requests leased at a time: a round trip for four downloads, not one each
 ADMIT_KEY = "stemwatch_admit"  # [kind, seen-set member, site, url pattern]
 STATS_KEPT = ("downloader/", "stemwatch/", "robotstxt/", "retry/", "scheduler/", "item_scraped_count",
               "response_received_count", "elapsed_time_seconds", "finish_reason", "log_count/ERROR")
@@ -68,6 +70,7 @@ class LeasedScheduler(Scheduler):
         scheduler.parent = settings.getint("STEMWATCH_REDIS_PARENT") or None
         scheduler.held = {}  # Request -> its member in the lease set
         scheduler.pending = []  # (admit, score, data) of requests not yet in Redis
+        scheduler.taken = deque()  # leased to this worker, not yet handed to the engine
         scheduler.callbacks = _Callbacks()
         scheduler.loop = None
         scheduler.stopping = False
@@ -149,7 +152,7 @@ class LeasedScheduler(Scheduler):
     def has_pending_requests(self):
         try:
             self.flush()
-            return super().has_pending_requests()
+            return bool(self.taken) or super().has_pending_requests()
         except REDIS_ERRORS as e:
             self._redis_away(e)
             return True  # not idle: Redis may still hold work
@@ -157,12 +160,14 @@ class LeasedScheduler(Scheduler):
     def next_request(self):
         try:
             self.flush()
-            data = None if self.stopping else self.redis_crawl.pop_request(self.worker)
+            if not self.taken and not self.stopping:
+                self.taken.extend(self.redis_crawl.pop_requests(self.worker, TAKE))
         except REDIS_ERRORS as e:
             self._redis_away(e)
             return None
-        if data is None:
-            return None
+        if not self.taken or self.stopping:
+            return None  # what was taken stays leased: it goes back when this worker leaves
+        data = self.taken.popleft()
         request = self.queue._decode_request(data)
         self.held[request] = data
         self.stats.inc_value("scheduler/dequeued/redis")

@@ -45,13 +45,16 @@ PREFIX = "stemwatch"
 # Redis server time in milliseconds: one clock for every machine of the crawl.
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
-# KEYS: requests, leases:W, workers   ARGV: worker
-POP_REQUEST = _NOW + """
-local r = redis.call('ZPOPMIN', KEYS[1])
-if #r == 0 then return false end
-redis.call('ZADD', KEYS[2], r[2], r[1])
-redis.call('ZADD', KEYS[3], now, ARGV[1])
-return r[1]
+# KEYS: requests, leases:W, workers   ARGV: worker, how many
+POP_REQUESTS = _NOW + """
+local r = redis.call('ZPOPMIN', KEYS[1], tonumber(ARGV[2]))
+local out = {}
+for i = 1, #r, 2 do
+  redis.call('ZADD', KEYS[2], r[i + 1], r[i])
+  out[#out + 1] = r[i]
+end
+if #out > 0 then redis.call('ZADD', KEYS[3], now, ARGV[1]) end
+return out
 """
 
 # KEYS: start, starting:W, workers   ARGV: worker
@@ -409,9 +412,10 @@ class RedisCrawl:
     def mark_seen(self, member: str) -> None:
         self.server.sadd(self.k("seen"), member)
 
-    def pop_request(self, worker: str) -> bytes | None:
-        return self._script(POP_REQUEST)(
-            keys=[self.k("requests"), self.k("leases:" + worker), self.k("workers")], args=[worker]) or None
+    def pop_requests(self, worker: str, n: int) -> list[bytes]:
+        """Up to n requests, highest priority first, leased to `worker` in the same step."""
+        return self._script(POP_REQUESTS)(
+            keys=[self.k("requests"), self.k("leases:" + worker), self.k("workers")], args=[worker, n])
 
     def ack_requests(self, worker: str, members: list[bytes]) -> None:
         if members:
