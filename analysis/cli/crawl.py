@@ -27,10 +27,12 @@ def _print_summary(summary: dict):
             click.echo(f"  {row['category']:<34} {row['stance']:<11} {row['n']:>5} {row['rows']:>6}")
     if summary["sites"]:
         click.echo("Sites:")
+        # one column for every name, however long (up to a point: a terminal is ~100 wide)
+        width = min(60, max((len(site_label(r["name"], r["site"])) for r in summary["sites"]), default=0))
         for row in summary["sites"]:
             errors = row["errors"] or 0
             click.echo(
-                f"  {site_label(row['name'], row['site']):<40} {row['pages'] - errors:>4} fetched {errors:>3} failed "
+                f"  {site_label(row['name'], row['site']):<{width}} {row['pages'] - errors:>4} fetched {errors:>3} failed "
                 f"{row['promoted']:>4} promoted claims"
             )
             for why in failure_lines(row.get("failures", ())):
