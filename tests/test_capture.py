@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import zlib
+from datetime import datetime
 
 import pytest
 from click.testing import CliRunner
@@ -169,11 +170,11 @@ def test_a_resumed_set_starts_a_new_file_and_never_appends(tmp_path):
     request = Request("https://clinic.example.org/")
     response = HtmlResponse(request.url, body=b"<p>hello</p>", request=request)
     first = WarcSet(tmp_path, 7, 10_000_000, {"software": "stemwatch test"})
-    ref1 = first.write(request, response, __import__("datetime").datetime(2026, 1, 2, 3, 4, 5))
+    ref1 = first.write(request, response, datetime(2026, 1, 2, 3, 4, 5))
     first.close()
     size = (tmp_path / ref1.file).stat().st_size
     second = WarcSet(tmp_path, 7, 10_000_000, {"software": "stemwatch test"})
-    ref2 = second.write(request, response, __import__("datetime").datetime(2026, 1, 2, 3, 4, 6))
+    ref2 = second.write(request, response, datetime(2026, 1, 2, 3, 4, 6))
     second.close()
     assert (ref1.file, ref2.file) == ("crawl-7-00001.warc.gz", "crawl-7-00002.warc.gz")
     assert (tmp_path / ref1.file).stat().st_size == size

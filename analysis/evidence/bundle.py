@@ -96,10 +96,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def sha256_label(data: bytes) -> str:
-    return "sha256:" + base64.b32encode(hashlib.sha256(data).digest()).decode()
-
-
 # -- what to export ------------------------------------------------------------------
 def choose_claims(store: Store, *, site=None, claim_ids=(), category=None, stance="promoted",
                   crawl_id=None, verdict=None) -> list[dict]:
@@ -259,9 +255,8 @@ def crawl_facts(store: Store, ids: list[int]) -> list[dict]:
     for crawl in store.db.query(
             f"select * from crawls where id in ({','.join('?' * len(ids))}) order by id", ids):
         settings = json.loads(crawl["settings"] or "{}")
-        stats = json.loads(crawl["stats"] or "{}") if crawl.get("stats") else {}
         rows.append({"id": crawl["id"], "started_at": crawl["started_at"], "finished_at": crawl["finished_at"],
-                     "status": crawl["status"], "user_agent": settings.get("USER_AGENT") or stats.get("user_agent") or "",
+                     "status": crawl["status"], "user_agent": settings.get("USER_AGENT") or "",
                      "robots_obeyed": settings.get("ROBOTSTXT_OBEY", True) not in (False, "False", "0"),
                      "download_delay": settings.get("DOWNLOAD_DELAY"),
                      "page_cap": settings.get("STEMWATCH_MAX_PAGES_PER_SITE"),
@@ -271,7 +266,7 @@ def crawl_facts(store: Store, ids: list[int]) -> list[dict]:
 
 def report_html(pages: list[BundlePage], crawls: list[dict], manifest: dict, signer: str | None) -> str:
     from analysis.detect.taxonomy import load_taxonomy
-    from analysis.evidence.report import ReportClaim, ReportCover, ReportCrawl, ReportPage, build_report
+    from analysis.evidence.report import ReportClaim, ReportCover, ReportCrawl, ReportPage, build_report, warc_digest
 
     taxonomy = load_taxonomy()
     label = lambda cat: taxonomy.categories[cat].name if cat in taxonomy.categories else cat  # noqa: E731
@@ -279,7 +274,7 @@ def report_html(pages: list[BundlePage], crawls: list[dict], manifest: dict, sig
         ReportPage(
             url=p.url, site_name=p.site_name, title=p.title, captured_at=p.capture.date,
             http_status=p.capture.status, page_sha256=p.sha256, warc_record_id=p.capture.record_id,
-            warc_payload_digest=p.capture.payload_digest or sha256_label(p.capture.content),
+            warc_payload_digest=p.capture.payload_digest or warc_digest(p.sha256),
             content_encoding=p.capture.content_encoding,
             screenshot=p.screenshot, screenshot_sha256=p.screenshot_sha256,
             claims=[ReportClaim(
@@ -303,10 +298,11 @@ def report_html(pages: list[BundlePage], crawls: list[dict], manifest: dict, sig
 
 # -- the bundle --------------------------------------------------------------------------
 def describe_selection(site, claim_ids, category, stance, crawl_id, verdict) -> str:
+    """In words, for the report's cover: chosen claims name no stance and no default crawl."""
+    latest = "" if claim_ids else "each site's latest crawl"
     parts = [f"site {site}" if site else "", f"claims {', '.join(map(str, claim_ids))}" if claim_ids else "",
              f"category {category}" if category else "", f"{stance} claims" if stance and not claim_ids else "",
-             f"crawl {crawl_id}" if crawl_id else "" if claim_ids else "each site's latest crawl",
-             f"verdict {verdict}" if verdict else ""]
+             f"crawl {crawl_id}" if crawl_id else latest, f"verdict {verdict}" if verdict else ""]
     return ", ".join(p for p in parts if p)
 
 

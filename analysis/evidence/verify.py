@@ -56,13 +56,12 @@ def quote_in(quote: str, squashed_text: str) -> bool:
     return bool(parts) and all(p in squashed_text for p in parts)
 
 
-def _signature(z: zipfile.ZipFile, manifest: bytes, report: BundleReport, trusted, require_signature: bool):
+def _signature(z: zipfile.ZipFile, manifest: bytes, report: BundleReport, trusted):
     from analysis.evidence.signing import SigningError, check_signer, verify_signature
 
     names = set(z.namelist())
     if "manifest.json.sig" not in names or "signer.pub" not in names:
-        if require_signature or trusted:
-            report.fail("manifest.json.sig", "the bundle is not signed")
+        report.fail("manifest.json.sig", "the bundle is not signed")
         return
     try:
         signature = base64.b64decode(z.read("manifest.json.sig"), validate=False)
@@ -119,7 +118,7 @@ def _captured_texts(wacz_path: Path) -> dict[str, str]:
 
 
 def verify_bundle(path: str | Path, *, trusted: frozenset[str] | None = None,
-                  tsa_certificate: bytes | None = None, require_signature: bool = True) -> BundleReport:
+                  tsa_certificate: bytes | None = None) -> BundleReport:
     path = Path(path)
     report = BundleReport(path)
     try:
@@ -133,7 +132,7 @@ def verify_bundle(path: str | Path, *, trusted: frozenset[str] | None = None,
             report.fail("manifest.json", "missing")
             return report
         manifest_bytes = z.read("manifest.json")
-        _signature(z, manifest_bytes, report, trusted, require_signature)
+        _signature(z, manifest_bytes, report, trusted)
         _timestamp(z, manifest_bytes, report, tsa_certificate)
         try:
             manifest = json.loads(manifest_bytes)
@@ -172,10 +171,11 @@ def _check_archive(z: zipfile.ZipFile, manifest: dict, report: BundleReport) -> 
             try:
                 code = wacz_main(["validate", "-f", str(wacz_path)])
             except Exception as e:  # the validator's own failure on a broken file
-                code, _ = 1, said.write(str(e))
+                code = 1
+                print(e)
         if code != 0:
-            report.fail("evidence.wacz", "not a valid WACZ: " + said.getvalue().strip().splitlines()[-1:][0]
-                        if said.getvalue().strip() else "not a valid WACZ")
+            last = (said.getvalue().strip().splitlines() or [""])[-1]
+            report.fail("evidence.wacz", f"not a valid WACZ: {last}" if last else "not a valid WACZ")
             return
         try:
             texts = _captured_texts(wacz_path)
