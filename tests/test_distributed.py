@@ -103,11 +103,15 @@ def children(pid: int) -> list[int]:
 
 
 def worker_pids(pid: int) -> list[int]:
+    """The writer's local workers: forked from it, so their command line is its own (the
+    detector pool's processes are spawned, with a command line of their own)."""
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        own = f.read()
     pids = []
     for child in children(pid):
         try:
             with open(f"/proc/{child}/cmdline", "rb") as f:
-                if b"\0worker\0" in f.read():
+                if f.read() == own:
                     pids.append(child)
         except OSError:
             pass

@@ -1,8 +1,9 @@
 """Items through Redis: pushed by the workers, stored by the one writer.
 
 RedisItemPipeline (a worker's) is scrapy-redis's RedisPipeline made
-reliable: each item gets an id, the item and its id go in together, and a
-worker slows down when more than STEMWATCH_REDIS_MAX_ITEMS wait for the
+reliable: each item gets an id, the item and its id go in together (in one
+round trip with its page's links, at the worker scheduler's next flush,
+before the request that made it is acknowledged), and a worker slows down when more than STEMWATCH_REDIS_MAX_ITEMS wait for the
 writer (a writer that is down or behind must not fill Redis's memory).
 
 RedisStoragePipeline (the writer's) is StoragePipeline itself: the same
@@ -40,30 +41,32 @@ class RedisItemPipeline:
         self.worker = settings["STEMWATCH_WORKER_ID"]
         self.max_waiting = settings.getint("STEMWATCH_REDIS_MAX_ITEMS", 10_000)
         self.stats = crawler.stats
+        self.crawler = crawler
+        self.scheduler = None
         self.sent = 0
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler)
 
+    def open_spider(self, spider=None):
+        # the worker's scheduler sends the item with the links of its page (one round trip)
+        self.scheduler = self.crawler.engine._slot.scheduler
+        if not hasattr(self.scheduler, "push_item"):
+            raise RuntimeError("RedisItemPipeline needs crawler.distributed.scheduler.LeasedScheduler")
+
     async def process_item(self, item, spider=None):
         self.sent += 1
-        item_id, data = f"{self.worker}:{self.sent}", encode_item(item)
-        while True:
-            try:
-                waiting = self.redis_crawl.push_item(item_id, data)
-                break
-            except REDIS_ERRORS as e:  # the request stays leased meanwhile: nothing is lost
-                logger.error("cannot reach Redis (%s): an item waits", e)
-                await asyncio.sleep(1.0)
+        self.scheduler.push_item(f"{self.worker}:{self.sent}", encode_item(item))
         if isinstance(item, PageItem):
             self.stats.inc_value("stemwatch/pages")
             self.stats.inc_value("stemwatch/errors" if item.get("error") else "stemwatch/ok")
+        waiting = self.scheduler.items_waiting
         while waiting > self.max_waiting:
             self.stats.inc_value("stemwatch/waited_for_writer")
             await asyncio.sleep(1.0)
             try:
-                waiting = self.redis_crawl.waiting_items()
+                waiting = self.scheduler.items_waiting = self.redis_crawl.waiting_items()
             except REDIS_ERRORS:
                 pass
         return item

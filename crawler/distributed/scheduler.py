@@ -53,7 +53,11 @@ STATS_KEPT = ("downloader/", "stemwatch/", "robotstxt/", "retry/", "scheduler/",
 
 
 class _Callbacks:
-    """The spider's callbacks met so far, as attributes."""
+    """The spider's callbacks met so far, as attributes. Request.to_dict() finds a
+    callback's name with inspect.getmembers(), which lists dir(): only these."""
+
+    def __dir__(self):
+        return list(vars(self))
 
 
 class LeasedScheduler(Scheduler):
@@ -70,6 +74,8 @@ class LeasedScheduler(Scheduler):
         scheduler.parent = settings.getint("STEMWATCH_REDIS_PARENT") or None
         scheduler.held = {}  # Request -> its member in the lease set
         scheduler.pending = []  # (admit, score, data) of requests not yet in Redis
+        scheduler.pending_items = []  # (id, data) of items not yet in Redis
+        scheduler.items_waiting = 0  # for the writer, at the last flush
         scheduler.taken = deque()  # leased to this worker, not yet handed to the engine
         scheduler.callbacks = _Callbacks()
         scheduler.loop = None
@@ -133,14 +139,23 @@ class LeasedScheduler(Scheduler):
             d = request.to_dict(spider=self.callbacks)  # not a spider method: refused as by scrapy-redis
         return self.queue.serializer.dumps(d)
 
+    def push_item(self, item_id: str, data: bytes) -> None:
+        """An item for the writer, pushed with the next flush: the request that made it
+        stays leased until then, and a page's item and links cost one round trip."""
+        self.pending_items.append((item_id, data))
+
     def flush(self):
-        if self.pending:
+        if self.pending or self.pending_items:
             batch, self.pending = self.pending, []
+            items, self.pending_items = self.pending_items, []
             try:
-                verdicts = self.redis_crawl.enqueue(batch, self.caps)
+                verdicts, waiting = self.redis_crawl.enqueue(batch, self.caps, items)
             except Exception:
-                self.pending = batch + self.pending  # kept, and nothing acknowledged, until Redis is back
+                # kept, and nothing acknowledged, until Redis is back
+                self.pending, self.pending_items = batch + self.pending, items + self.pending_items
                 raise
+            if waiting is not None:
+                self.items_waiting = waiting
             for verdict in verdicts:
                 self.stats.inc_value("scheduler/enqueued/redis" if verdict == "ok" else f"stemwatch/skipped/{verdict}")
         starts = getattr(self.spider, "started", None)

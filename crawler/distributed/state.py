@@ -86,6 +86,12 @@ redis.call('ZADD', KEYS[1], ARGV[8], ARGV[9])
 return 'ok'
 """
 
+# KEYS: item, items   ARGV: id, data — the item and its id together; returns how many wait
+PUSH_ITEM = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('RPUSH', KEYS[2], ARGV[1])
+"""
+
 # Puts back what workers hold: those given in ARGV[2..] or, with ARGV[1] > 0, every worker
 # whose heartbeat is older than ARGV[1] ms. KEYS: workers, requests, start   ARGV: timeout, prefix, worker...
 RECOVER = _NOW + """
@@ -270,7 +276,7 @@ class RedisCrawl:
         self.key = key
         self.prefix = f"{PREFIX}:{{{key}}}:"
         self._scripts: dict[str, Any] = {}
-        self._admit_loaded = False
+        self._scripts_loaded = False
 
     def k(self, name: str) -> str:
         return self.prefix + name
@@ -380,34 +386,43 @@ class RedisCrawl:
         self.server.lrem(self.k("starting:" + worker), 1, raw)
 
     # -- requests -----------------------------------------------------------------------
-    def enqueue(self, batch: list[tuple[list | None, float, bytes]], caps: Caps) -> list[str]:
-        """Queue requests, (admit, score, data) each, in one round trip. A request with
-        `admit` ([kind, seen-set member, site, URL pattern]: a new page, robots.txt or
-        sitemap) is queued unless seen or over a cap, checked and counted in the same
-        step; the others are queued as they are. Returns "ok" or why not, for each."""
+    def enqueue(self, batch: list[tuple[list | None, float, bytes]], caps: Caps,
+                items: list[tuple[str, bytes]] = ()) -> tuple[list[str], int | None]:
+        """Queue requests, (admit, score, data) each, and push items, (id, data) each, in
+        one round trip. A request with `admit` ([kind, seen-set member, site, URL
+        pattern]: a new page, robots.txt or sitemap) is queued unless seen or over a cap,
+        checked and counted in the same step; the others are queued as they are. Returns
+        "ok" or why not for each request, and how many items wait for the writer (None
+        without items)."""
         from redis.exceptions import NoScriptError
 
         keys = [self.k("requests"), self.k("seen"), self.k("pages"), self.k("patterns"), self.k("sitemaps")]
-        script = self._script(ADMIT)
-        if not self._admit_loaded:
+        admit_sha, push_sha = self._script(ADMIT).sha, self._script(PUSH_ITEM).sha
+        if not self._scripts_loaded:
             # loaded once: a pipeline holding a Script object asks SCRIPT EXISTS every time
             self.server.script_load(ADMIT)
-            self._admit_loaded = True
+            self.server.script_load(PUSH_ITEM)
+            self._scripts_loaded = True
         pipe = self.server.pipeline(transaction=False)
         for admit, score, data in batch:
             if admit is None:
                 pipe.zadd(self.k("requests"), {data: score})
             else:
                 kind, member, site, pattern = admit
-                pipe.evalsha(script.sha, len(keys), *keys, kind, member, site, pattern, caps.max_pages,
+                pipe.evalsha(admit_sha, len(keys), *keys, kind, member, site, pattern, caps.max_pages,
                              caps.max_per_pattern, caps.max_sitemaps, score, data)
+        for item_id, data in items:
+            pipe.evalsha(push_sha, 2, self.k("item"), self.k("items"), item_id, data)
         try:
-            verdicts = pipe.execute()
-        except NoScriptError:  # the server lost its scripts (restarted): no admission ran; queueing twice is harmless
-            self._admit_loaded = False
-            return self.enqueue(batch, caps)
-        return ["ok" if admit is None else (v.decode() if isinstance(v, bytes) else str(v))
-                for (admit, _, _), v in zip(batch, verdicts)]
+            replies = pipe.execute()
+        except NoScriptError:
+            # the server lost its scripts (restarted): none ran; queueing twice is harmless,
+            # and an item pushed twice is stored once
+            self._scripts_loaded = False
+            return self.enqueue(batch, caps, items)
+        verdicts = ["ok" if admit is None else (v.decode() if isinstance(v, bytes) else str(v))
+                    for (admit, _, _), v in zip(batch, replies)]
+        return verdicts, (int(replies[-1]) if items else None)
 
     def mark_seen(self, member: str) -> None:
         self.server.sadd(self.k("seen"), member)
@@ -422,13 +437,6 @@ class RedisCrawl:
             self.server.zrem(self.k("leases:" + worker), *members)
 
     # -- items ----------------------------------------------------------------------------
-    def push_item(self, item_id: str, data: bytes) -> int:
-        """The item and its id in one transaction; returns how many items wait for the writer."""
-        pipe = self.server.pipeline(transaction=True)
-        pipe.hset(self.k("item"), item_id, data)
-        pipe.rpush(self.k("items"), item_id)
-        return pipe.execute()[1]
-
     def waiting_items(self) -> int:
         return self.server.llen(self.k("items"))
 
