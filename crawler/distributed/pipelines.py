@@ -3,8 +3,9 @@
 RedisItemPipeline (a worker's) is scrapy-redis's RedisPipeline made
 reliable: each item gets an id, the item and its id go in together (in one
 round trip with its page's links, at the worker scheduler's next flush,
-before the request that made it is acknowledged), and a worker slows down when more than STEMWATCH_REDIS_MAX_ITEMS wait for the
-writer (a writer that is down or behind must not fill Redis's memory).
+before the request that made it is acknowledged), and a worker slows down
+when more than STEMWATCH_REDIS_MAX_ITEMS wait for the writer (a writer that
+is down or behind must not fill Redis's memory).
 
 RedisStoragePipeline (the writer's) is StoragePipeline itself: the same
 batches, the same detector pool, the same crawl record. An item leaves Redis

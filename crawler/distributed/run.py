@@ -215,19 +215,14 @@ def preload_worker_modules(settings) -> None:
     load_object("crawler.distributed.spiders.WorkerSpider")
 
 
-def start_workers(n: int, url: str, key: str, verbose: bool, config: CrawlConfig):
-    """N workers on this machine (forked where the system can), leaving by themselves if
-    this process dies."""
-    if hasattr(os, "fork"):
-        preload_worker_modules(project_settings({**config.settings,
-                                                 **worker_settings(url, key, config, "preload", None, None)}))
-        return [LocalWorker(url, key, verbose) for _ in range(n)]
-    argv = [sys.executable, "-m", "analysis.cli", "worker", "--redis", url, "--crawl", key,
-            "--parent", str(os.getpid()), "-s", "STEMWATCH_PROGRESS_INTERVAL=0"] + (["-v"] if verbose else [])
-    return [subprocess.Popen(argv, stdout=subprocess.DEVNULL) for _ in range(n)]
+def start_workers(n: int, url: str, key: str, verbose: bool, config: CrawlConfig) -> list[LocalWorker]:
+    """N workers forked on this machine, leaving by themselves if this process dies."""
+    preload_worker_modules(project_settings({**config.settings,
+                                             **worker_settings(url, key, config, "preload", None, None)}))
+    return [LocalWorker(url, key, verbose) for _ in range(n)]
 
 
-def wait_workers(procs: list, timeout: float, finished: bool) -> None:
+def wait_workers(procs: list[LocalWorker], timeout: float, finished: bool) -> None:
     """A finished crawl's workers are leaving: wait for them (and stop any that do not).
     An unfinished crawl's were stopped with it (Ctrl-C, SIGTERM reach the whole process
     group) or stop by themselves once this process is gone: no second signal, which
